@@ -1,0 +1,264 @@
+"""Command line: `csbot serve | send | match | eval | lint`. Arguments -> Settings -> the package."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from csbot.clock import SystemClock
+from csbot.config import ConfigError, Settings, load_settings
+
+DEMO_FILE = Path(".csbot-demo.json")
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config, os.environ)
+        return int(args.run(args, settings))
+    except ConfigError as exc:
+        print(f"csbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except _LibraryProblem as exc:
+        print(f"csbot: the script library cannot be loaded:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+class _LibraryProblem(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="csbot", description="Customer-service assistant for online shops.")
+    parser.add_argument("--config", type=Path, default=None, help="csbot.toml (default: $CSBOT_CONFIG or ./csbot.toml)")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("serve", help="run the webhook server")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(run=cmd_serve)
+
+    p = sub.add_parser("send", help="send a signed test message to a running server and show the answer")
+    p.add_argument("text")
+    p.add_argument("--shop", default="demo")
+    p.add_argument("--conversation", default="c-demo")
+    p.add_argument("--buyer", default="b-demo")
+    p.add_argument("--nick", default="小王")
+    p.add_argument("--url", help="default: http://HOST:PORT/webhooks/generic from the settings")
+    p.set_defaults(run=cmd_send)
+
+    p = sub.add_parser("match", help="explain how one message is normalised, matched and answered")
+    p.add_argument("text")
+    p.add_argument("--shop", default="demo")
+    p.add_argument("--at", help="pretend it is this ISO time (e.g. 2026-11-23T23:30:00+08:00)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_match)
+
+    p = sub.add_parser("eval", help="score the matcher on a labelled JSONL file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_eval)
+
+    p = sub.add_parser("lint", help="check the script library and templates")
+    p.set_defaults(run=cmd_lint)
+    return parser
+
+
+# --- serve -----------------------------------------------------------------------------------------
+
+
+def _demo_credentials() -> dict[str, str]:
+    """A per-checkout demo secret and API token, generated once, so a newcomer needs no setup."""
+    if DEMO_FILE.is_file():
+        data: dict[str, str] = json.loads(DEMO_FILE.read_text(encoding="utf-8"))
+        return data
+    data = {
+        "webhook_secret": "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
+        "api_token": secrets.token_urlsafe(24),
+    }
+    DEMO_FILE.touch(mode=0o600)
+    DEMO_FILE.write_text(json.dumps(data), encoding="utf-8")
+    return data
+
+
+def _with_demo_credentials(settings: Settings) -> tuple[Settings, bool]:
+    if settings.webhook_secret and settings.api_token:
+        return settings, False
+    demo = _demo_credentials()
+    return replace(settings, webhook_secret=settings.webhook_secret or demo["webhook_secret"],
+                   api_token=settings.api_token or demo["api_token"]), True
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from aiohttp import web
+
+    from csbot.app import make_app
+
+    settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    settings, demo = _with_demo_credentials(settings)
+    libraries, matcher = _load_matcher(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    base = f"http://{settings.host}:{settings.port}"
+    print(f"csbot listening on {base}  (database: {settings.database_url})")
+    print(f"  script library: {settings.library_dir}  ({matcher.trigger_count} triggers)")
+    if demo:
+        print(f"  demo credentials in {DEMO_FILE} (set CSBOT_WEBHOOK_SECRET and CSBOT_API_TOKEN in production)")
+        print(f"  webhook secret: {settings.webhook_secret}")
+        print(f"  API token:      {settings.api_token}")
+    print("\nTry it from another terminal:")
+    print('  csbot send "亲 在吗？能便宜点吗"')
+    print(f'  curl -H "Authorization: Bearer {settings.api_token}" {base}/api/conversations\n', flush=True)
+    web.run_app(make_app(settings, libraries=libraries, matcher=matcher), host=settings.host, port=settings.port,
+                print=None)
+    return EXIT_OK
+
+
+# --- send ------------------------------------------------------------------------------------------
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    import aiohttp
+
+    from csbot.ingest.signatures import signed_headers
+
+    settings, _ = _with_demo_credentials(settings)
+    assert settings.webhook_secret is not None
+    url = args.url or f"http://{settings.host}:{settings.port}/webhooks/generic"
+    event = {
+        "type": "message.created", "shop": args.shop, "conversation_id": args.conversation,
+        "buyer": {"id": args.buyer, "nick": args.nick},
+        "message": {"id": f"m-{uuid.uuid4().hex[:12]}", "text": args.text,
+                    "sent_at": datetime.now().astimezone().isoformat(timespec="seconds")},
+    }
+    body = json.dumps(event, ensure_ascii=False).encode()
+    headers = signed_headers(settings.webhook_secret, f"msg_{uuid.uuid4().hex}", int(time.time()), body)
+    headers["content-type"] = "application/json"
+
+    async def post() -> tuple[int, Any]:
+        async with aiohttp.ClientSession() as session, session.post(url, data=body, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+    try:
+        status, answer = asyncio.run(post())
+    except OSError as exc:
+        print(f"csbot: cannot reach {url}: {exc}. Is `csbot serve` running?", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"HTTP {status}")
+    print(json.dumps(answer, ensure_ascii=False, indent=2))
+    return EXIT_OK if status == 200 else EXIT_PROBLEMS
+
+
+# --- match / eval / lint ---------------------------------------------------------------------------
+
+
+def _load_matcher(settings: Settings) -> tuple[Any, Any]:
+    from csbot.library import LibraryError, load_libraries
+    from csbot.match import Matcher
+
+    try:
+        libraries = load_libraries(settings.library_dir)
+    except LibraryError as exc:
+        raise _LibraryProblem("\n".join(exc.problems)) from None
+    return libraries, Matcher(libraries)
+
+
+def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.match import Ranking
+    from csbot.normalize import normalize
+    from csbot.pipeline import variables_for
+    from csbot.policy import Context, Signals, decide
+    from csbot.replies import Renderer
+
+    shop = settings.shop(args.shop)
+    if shop is None:
+        print(f"csbot: unknown shop {args.shop!r}; configured: {', '.join(sorted(settings.shops))}", file=sys.stderr)
+        return EXIT_USAGE
+    now = datetime.fromisoformat(args.at) if args.at else SystemClock().now()
+    if now.tzinfo is None:
+        print("csbot: --at needs a UTC offset, e.g. 2026-11-23T23:30:00+08:00", file=sys.stderr)
+        return EXIT_USAGE
+    libraries, matcher = _load_matcher(settings)
+    normalized = normalize(args.text)
+    ranking: Ranking = matcher.rank(normalized)
+    locale = normalized.lang if normalized.lang in libraries.libraries else shop.locale
+    top = ranking.top
+    escalates = top is not None and libraries.intent(locale, top.intent).escalate
+    decision = decide(Signals(ranking, matcher.would_auto_send(ranking), escalates, normalized.text),
+                      shop, Context(), now)
+    renderer = Renderer(settings.templates_dir)
+    variables = variables_for(shop, None, locale, now)
+    replies = [
+        {"intent": intent, "text": renderer.render(locale, libraries.intent(locale, intent).replies[0],
+                                                   variables | {"intent": intent}).text}
+        for intent in (*decision.send, *decision.suggest)
+    ]
+    result = {
+        "text": args.text, "normalized": normalized.text, "pinyin": normalized.pinyin, "lang": normalized.lang,
+        "candidates": [{"intent": c.intent, "score": round(c.score, 1), "trigger": c.trigger}
+                       for c in ranking.candidates],
+        "confident": top is not None, "abstain_reason": None if top else ranking.reason,
+        "action": decision.action, "reason": decision.reason, "send": list(decision.send),
+        "replies": replies,
+    }
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    print(f"message:    {args.text}")
+    print(f"normalised: {normalized.text!r}  (pinyin: {normalized.pinyin!r}, language: {normalized.lang})")
+    print("candidates:")
+    for i, c in enumerate(ranking.candidates, start=1):
+        print(f"  {i}. {c.intent:<14} {c.score:5.1f}   via trigger {c.trigger!r}")
+    if not ranking.candidates:
+        print("  (none)")
+    print(f"confident:  {top.intent if top else 'no (' + ranking.reason + ')'}")
+    print(f"decision:   {decision.action} — {decision.reason}")
+    for r in replies:
+        label = "sent" if r["intent"] in decision.send else "suggest"
+        print(f"  [{label} {r['intent']}] {r['text']}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.evaluate import evaluate, format_report, read_labelled, report_json
+
+    try:
+        rows = read_labelled(args.file)
+    except (OSError, ValueError) as exc:
+        print(f"csbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    _, matcher = _load_matcher(settings)
+    report = evaluate(matcher, rows)
+    if args.json:
+        print(json.dumps(report_json(report), ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
+    return EXIT_OK
+
+
+def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.library.lint import lint
+    from csbot.replies import Renderer
+
+    problems = lint(settings.library_dir, Renderer(settings.templates_dir))
+    for problem in problems:
+        print(f"{problem.location}: {problem.message}")
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"ok: {settings.library_dir} and {settings.templates_dir} are clean")
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Ingest: verify, parse and idempotently accept inbound webhook events."""

@@ -1,0 +1,37 @@
+"""Ingest: accept an event exactly once. The idempotency row and everything the event causes commit
+in one transaction; a repeated delivery (same webhook-id, or same event id) gets the stored answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from csbot.ingest.events import Event
+from csbot.pipeline import PipelineDeps, handle_message
+from csbot.store import repo
+from csbot.store.db import Database
+
+
+@dataclass(frozen=True)
+class Accepted:
+    response: dict[str, Any]
+    duplicate: bool
+
+    @property
+    def sent_anything(self) -> bool:
+        return bool(self.response.get("sent")) and not self.duplicate
+
+
+async def accept(db: Database, deps: PipelineDeps, *, channel: str, delivery_id: str, event: Event) -> Accepted:
+    async with db.transaction() as tx:
+        event_id = await repo.claim_event(
+            tx, channel=channel, delivery_id=delivery_id, dedupe_key=event.dedupe_key, type=event.type,
+            now=deps.clock.now(),
+        )
+        if event_id is None:
+            stored = await repo.stored_response(tx, channel=channel, delivery_id=delivery_id,
+                                                dedupe_key=event.dedupe_key)
+            return Accepted(stored or {}, duplicate=True)
+        response = await handle_message(tx, deps, event, channel=channel)
+        await repo.save_response(tx, event_id, response)
+    return Accepted(response, duplicate=False)

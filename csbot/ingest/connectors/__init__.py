@@ -1,0 +1,1 @@
+"""Channel connectors: how replies leave csbot for each platform."""

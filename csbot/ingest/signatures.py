@@ -1,0 +1,77 @@
+"""Standard Webhooks signatures (https://www.standardwebhooks.com). Pure: no I/O.
+
+signature = base64(HMAC-SHA256(key, f"{webhook-id}.{webhook-timestamp}.{body}")), sent as
+`webhook-signature: v1,<sig> [v1,<sig> …]` (several during secret rotation). We verify with a
+constant-time comparison and refuse timestamps outside the tolerance window, so a captured
+request cannot be replayed later.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from csbot.config import decode_webhook_secret
+from csbot.errors import InvalidSignature
+
+
+@dataclass(frozen=True)
+class SignedHeaders:
+    id: str
+    timestamp: int
+    signatures: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "webhook-id": self.id,
+            "webhook-timestamp": str(self.timestamp),
+            "webhook-signature": " ".join(self.signatures),
+        }
+
+
+def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """The `v1,<base64>` signature of one message."""
+    key = decode_webhook_secret(secret)
+    to_sign = f"{msg_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, to_sign, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def signed_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    return SignedHeaders(msg_id, timestamp, (sign(secret, msg_id, timestamp, body),)).as_dict()
+
+
+def read_headers(headers: Mapping[str, str]) -> SignedHeaders:
+    msg_id = headers.get("webhook-id", "").strip()
+    raw_ts = headers.get("webhook-timestamp", "").strip()
+    raw_sig = headers.get("webhook-signature", "").strip()
+    if not msg_id or not raw_ts or not raw_sig:
+        raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature header")
+    if len(msg_id) > 200:
+        raise InvalidSignature("webhook-id is too long")
+    if not raw_ts.isdigit() or len(raw_ts) > 12:
+        raise InvalidSignature("webhook-timestamp must be whole seconds since the epoch")
+    return SignedHeaders(msg_id, int(raw_ts), tuple(raw_sig.split()))
+
+
+def verify(secrets: tuple[str, ...], headers: Mapping[str, str], body: bytes, *, now: datetime,
+           tolerance: int) -> SignedHeaders:
+    """Return the parsed headers when one signature matches one secret; raise InvalidSignature otherwise."""
+    signed = read_headers(headers)
+    if abs(now.timestamp() - signed.timestamp) > tolerance:
+        raise InvalidSignature("webhook-timestamp is outside the tolerance window")
+    offered = [s.encode() for s in signed.signatures if s.startswith("v1,")]
+    # Compare against every expected signature without short-cutting on the secret, so timing
+    # reveals nothing about which secret or how many bytes matched.
+    matched = False
+    for secret in secrets:
+        expected = sign(secret, signed.id, signed.timestamp, body).encode()
+        for candidate in offered:
+            matched |= hmac.compare_digest(expected, candidate)
+    if not matched:
+        raise InvalidSignature("no valid signature")
+    return signed

@@ -1,0 +1,1 @@
+"""Outbox: durable delivery of replies (claim -> send -> backoff -> dead letter)."""

@@ -1,0 +1,120 @@
+"""Outbox stage: claim due rows -> send through the channel -> mark delivered, retry later, or dead.
+
+Rows are claimed with a lease in their own short transaction, sent outside any transaction (a slow
+receiver must not hold database locks), then finished. A worker that dies mid-send leaves a lease
+that expires, and the row is sent again: delivery is at-least-once and the `reply_id` is the
+receiver's idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from csbot.clock import Clock
+from csbot.config import OutboxSettings
+from csbot.store import repo
+from csbot.store.db import Database
+from csbot.store.models import OutboxItem
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """The receiver did not take the reply (network error, timeout, non-2xx)."""
+
+
+class Sender(Protocol):
+    async def send(self, item: OutboxItem) -> None:
+        """Deliver one reply or raise DeliveryError."""
+        ...
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter: attempt n waits base * 2**(n-1), capped, times 0.5–1.0."""
+
+    base: float
+    cap: float
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.cap, self.base * 2 ** max(0, attempt - 1))
+        # Jitter spreads retries of many rows failing together (a receiver outage) over time.
+        return ceiling * rng.uniform(0.5, 1.0)
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, clock: Clock, settings: OutboxSettings, sender: Sender | None,
+                 rng: random.Random | None = None, batch: int = 50) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+        self._sender = sender
+        self._rng = rng or random.Random()
+        self._batch = batch
+        self._backoff = Backoff(settings.base_delay, settings.max_delay)
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was enqueued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim and process one batch of due rows; returns how many were claimed."""
+        if self._sender is None:
+            return 0
+        now = self._clock.now()
+        async with self._db.transaction() as tx:
+            items = await repo.claim_outbox(
+                tx, now=now, lease=timedelta(seconds=self._settings.lease_seconds), limit=self._batch
+            )
+        await asyncio.gather(*(self._deliver(item) for item in items))
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        assert self._sender is not None
+        try:
+            await self._sender.send(item)
+        except DeliveryError as exc:
+            await self._failed(item, str(exc))
+            return
+        async with self._db.transaction() as tx:
+            await repo.finish_outbox(tx, item.id, status="delivered", now=self._clock.now())
+        log.info("outbox %s delivered (attempt %d)", item.reply_id, item.attempts)
+
+    async def _failed(self, item: OutboxItem, error: str) -> None:
+        now = self._clock.now()
+        async with self._db.transaction() as tx:
+            if item.attempts >= self._settings.max_attempts:
+                await repo.finish_outbox(tx, item.id, status="dead", now=now, error=error)
+                log.warning("outbox %s dead after %d attempts: %s", item.reply_id, item.attempts, error)
+                return
+            retry_at = now + timedelta(seconds=self._backoff.delay(item.attempts, self._rng))
+            await repo.finish_outbox(tx, item.id, status="pending", now=now, error=error, next_attempt_at=retry_at)
+        log.info("outbox %s attempt %d failed (%s); retry at %s", item.reply_id, item.attempts, error,
+                 retry_at.isoformat())
+
+    async def run(self) -> None:
+        """Forever: drain what is due, then sleep until woken or the poll interval passes."""
+        if self._sender is None:
+            log.warning("no outbound URL configured: replies wait in the outbox (set CSBOT_OUTBOUND_URL)")
+            return
+        while True:
+            try:
+                claimed = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a database hiccup must not kill delivery for good
+                log.exception("outbox pass failed; retrying")
+                claimed = 0
+            if claimed:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval)
+            except TimeoutError:
+                pass

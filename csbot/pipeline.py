@@ -1,0 +1,206 @@
+"""Pipeline: the stages in order — normalise -> match -> policy -> render -> outbox or suggestion.
+
+`handle_message` runs inside the caller's transaction, so the buyer's message, the suggestions and
+any auto-sent reply (outbox row) commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from csbot.clock import Clock
+from csbot.config import Settings, ShopSettings
+from csbot.errors import UnknownShop
+from csbot.ingest.events import MessageEvent
+from csbot.library import LibrarySet
+from csbot.match import Candidate, Matcher
+from csbot.normalize import normalize
+from csbot.policy import Context, Decision, Signals, decide
+from csbot.replies import Renderer, Reply
+from csbot.store import repo
+from csbot.store.db import Tx
+from csbot.store.models import Buyer, Conversation, Message, Suggestion
+
+log = logging.getLogger(__name__)
+
+MAX_SUGGESTIONS = 3
+
+
+@dataclass(frozen=True)
+class PipelineDeps:
+    settings: Settings
+    libraries: LibrarySet
+    matcher: Matcher
+    renderer: Renderer
+    clock: Clock
+
+
+async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, channel: str) -> dict[str, Any]:
+    """Webhook message -> stored message, decision, suggestions and/or outbox rows; returns the answer."""
+    shop = deps.settings.shop(event.shop)
+    if shop is None:
+        raise UnknownShop({"shop": event.shop, "known": sorted(deps.settings.shops)})
+    now = deps.clock.now()
+    buyer = await repo.upsert_buyer(tx, shop_id=shop.id, external_id=event.buyer.id, nick=event.buyer.nick, now=now)
+    conv = await repo.upsert_conversation(
+        tx, shop_id=shop.id, external_id=event.conversation_id, buyer_id=buyer.id, channel=channel, now=now
+    )
+    msg = await repo.add_message(
+        tx, conv, direction="in", author="buyer", external_id=event.message_id, text=event.text,
+        sent_at=event.sent_at or now, now=now,
+    )
+
+    normalized = normalize(event.text)
+    ranking = deps.matcher.rank(normalized, limit=MAX_SUGGESTIONS)
+    locale = normalized.lang if normalized.lang in deps.libraries.libraries else shop.locale
+    top = ranking.top
+    escalates = top is not None and deps.libraries.intent(locale, top.intent).escalate
+    signals = Signals(ranking, deps.matcher.would_auto_send(ranking), escalates, normalized.text)
+    context = Context(
+        blacklisted=buyer.blacklisted_at is not None,
+        opted_out=buyer.opted_out_at is not None,
+        offline_notice_for=conv.offline_notice_for,
+    )
+    decision = decide(signals, shop, context, now)
+
+    await repo.supersede_pending(tx, conv.id, now)
+    variables = variables_for(shop, buyer, locale, now)
+    scores = {c.intent: c for c in ranking.candidates}
+    last_text = await repo.last_bot_text(tx, conv.id)
+    sent: list[dict[str, Any]] = []
+    unsent: list[str] = []  # auto-send intents whose every variant would repeat the last reply
+    auto_rows: list[repo.NewSuggestion] = []
+    for intent in decision.send:
+        reply = _fresh_variant(deps, locale, intent, variables, avoid=last_text)
+        if reply is None:
+            unsent.append(intent)
+            continue
+        reply_id = await send_reply(tx, conv, buyer, reply.text, in_reply_to=msg.external_id, author="bot", now=now)
+        sent.append({"reply_id": reply_id, "intent": intent, "text": reply.text})
+        auto_rows.append(_new_suggestion(intent, scores.get(intent), reply, status="auto_sent"))
+        last_text = reply.text
+
+    action = decision.action
+    if action == "auto_sent" and not sent:
+        action = "suggested"  # never send the same text twice in a row: leave it to an agent
+    pending = _suggestions(deps, locale, (*unsent, *decision.suggest), variables, scores)
+    rows = await repo.add_suggestions(tx, msg, [*auto_rows, *pending], now)
+
+    msg.intent, msg.score, msg.action = (top.intent, top.score, action) if top else (None, None, action)
+    conv.last_buyer_at = msg.sent_at
+    conv.last_intent = top.intent if top else None
+    conv.last_score = top.score if top else None
+    if decision.offline_key is not None and sent:
+        conv.offline_notice_for = decision.offline_key
+    if decision.opt_out and buyer.opted_out_at is None:
+        buyer.opted_out_at = now
+    conv.status = "escalated" if action == "escalated" else ("waiting" if pending else conv.status)
+    log.info("message %s conv=%s intent=%s score=%s action=%s", msg.id, conv.id,
+             msg.intent, f"{msg.score:.1f}" if msg.score is not None else "-", action)
+    return answer(event, decision, action, rows, sent, score=msg.score)
+
+
+def answer(event: MessageEvent, decision: Decision, action: str, rows: list[Suggestion],
+           sent: list[dict[str, Any]], *, score: float | None) -> dict[str, Any]:
+    return {
+        "conversation_id": event.conversation_id,
+        "message_id": event.message_id,
+        "action": action,
+        "intent": decision.intent,
+        "score": None if score is None else round(score, 1),
+        "reason": decision.reason,
+        "suggestions": [
+            {"id": r.id, "intent": r.intent, "score": r.score, "text": r.text, "status": r.status}
+            for r in rows
+        ][:MAX_SUGGESTIONS],
+        "sent": sent,
+    }
+
+
+async def send_reply(tx: Tx, conv: Conversation, buyer: Buyer, text: str, *, in_reply_to: str | None,
+                     author: str, now: datetime) -> str:
+    """Record an outbound message and put it in the outbox, in the caller's transaction."""
+    reply_id = repo.new_reply_id()
+    await repo.add_message(tx, conv, direction="out", author=author, external_id=reply_id, text=text,
+                           sent_at=now, now=now)
+    payload = {
+        "type": "reply.created", "shop": conv.shop_id, "conversation_id": conv.external_id,
+        "buyer_id": buyer.external_id, "reply_id": reply_id, "text": text, "in_reply_to": in_reply_to,
+    }
+    await repo.enqueue(tx, conv=conv, channel=conv.channel, payload=payload, reply_id=reply_id, now=now)
+    return reply_id
+
+
+def variables_for(shop: ShopSettings, buyer: Buyer | None, locale: str, now: datetime) -> dict[str, Any]:
+    """The template context documented by `replies.sample_variables()`. Buyer text enters only as values."""
+    zh = locale.startswith("zh")
+    nick = buyer.nick if buyer is not None and buyer.nick else ("亲" if zh else "there")
+    return {
+        "shop": {
+            "name": shop.name,
+            "agent_name": shop.agent_name,
+            "hours_text": shop.hours.describe(locale),
+            "next_open": shop.hours.describe_next_open(now, locale),
+            "bargain_ceiling": _number(shop.bargain_ceiling),
+            "couriers": [{"name": c.name, "fee": _number(c.fee)} for c in shop.couriers],
+            "topup_link": shop.topup_link,
+            "free_shipping_over": None if shop.free_shipping_over is None else _number(shop.free_shipping_over),
+        },
+        "buyer": {"nick": nick},
+        "intent": "",
+    }
+
+
+def _number(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else value
+
+
+def _variants(deps: PipelineDeps, locale: str, intent: str, variables: dict[str, Any]) -> list[Reply]:
+    names = deps.libraries.intent(locale, intent).replies
+    return [deps.renderer.render(locale, name, variables | {"intent": intent}) for name in names]
+
+
+def _fresh_variant(deps: PipelineDeps, locale: str, intent: str, variables: dict[str, Any],
+                   avoid: str | None) -> Reply | None:
+    return next((r for r in _variants(deps, locale, intent, variables) if r.text != avoid), None)
+
+
+def _new_suggestion(intent: str, candidate: Candidate | None, reply: Reply, status: str = "pending"
+                    ) -> repo.NewSuggestion:
+    return repo.NewSuggestion(
+        intent=intent, score=None if candidate is None else round(candidate.score, 1),
+        trigger=None if candidate is None else candidate.trigger, template=reply.template, text=reply.text,
+        status=status,
+    )
+
+
+def _suggestions(deps: PipelineDeps, locale: str, intents: tuple[str, ...], variables: dict[str, Any],
+                 scores: dict[str, Candidate]) -> list[repo.NewSuggestion]:
+    """One reply per intent, best first; if fewer than three intents, more variants of the first."""
+    unique = list(dict.fromkeys(intents))
+    rendered = {intent: _variants(deps, locale, intent, variables) for intent in unique}
+    items = [_new_suggestion(i, scores.get(i), rendered[i][0]) for i in unique if rendered[i]]
+    if unique:
+        extra = rendered[unique[0]][1:]
+        items += [_new_suggestion(unique[0], scores.get(unique[0]), r) for r in extra]
+    return items[:MAX_SUGGESTIONS]
+
+
+async def accept_suggestion(tx: Tx, suggestion: Suggestion, *, text: str | None, agent: str, now: datetime) -> str:
+    """An agent sends a suggestion (possibly edited); the alternatives for the same message are closed."""
+    pair = await repo.conversation_with_buyer(tx, suggestion.conversation_id)
+    assert pair is not None  # suggestions reference their conversation by foreign key
+    conv, buyer = pair
+    final = suggestion.text if text is None else text
+    suggestion.status = "accepted" if final == suggestion.text else "edited"
+    suggestion.final_text = final
+    suggestion.decided_by = agent
+    suggestion.decided_at = now
+    message = await tx.get_one(Message, suggestion.message_id)
+    reply_id = await send_reply(tx, conv, buyer, final, in_reply_to=message.external_id, author="agent", now=now)
+    await repo.supersede_pending(tx, conv.id, now)
+    conv.status = "open"
+    return reply_id

@@ -1,0 +1,1 @@
+"""Store: database engine, tables and queries."""

@@ -1,0 +1,81 @@
+"""Store: the engine and transactions. SQLite runs in WAL mode with immediate write transactions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from csbot.store.models import Base
+
+log = logging.getLogger(__name__)
+
+Tx = AsyncSession  # what store functions take: a session inside an open transaction
+
+_READ_ONLY = "csbot_read_only"
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str, *, create: bool = True, pool_size: int = 10) -> Database:
+        options: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        engine = create_async_engine(url, **options)
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+        db = cls(engine)
+        if create:
+            async with engine.begin() as conn:
+                await conn.run_sync(Base.metadata.create_all)
+        return db
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction: commits on success, rolls back on any exception."""
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """A read-only transaction (on SQLite a deferred BEGIN, so readers never queue behind writers)."""
+        async with self._sessions() as session:
+            await session.connection(execution_options={_READ_ONLY: True})
+            yield session
+            await session.rollback()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, emit BEGIN, so we can make write transactions IMMEDIATE:
+        # a deferred transaction that later writes can fail with SQLITE_BUSY instead of waiting.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

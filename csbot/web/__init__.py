@@ -1,0 +1,1 @@
+"""Web: routes, handlers and middlewares (HTTP only; the work happens in the stages)."""
