@@ -80,7 +80,7 @@ async def postgres_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'csbot.db'}"
     url: str = request.getfixturevalue("postgres_url")
@@ -148,8 +148,9 @@ def settings(database_url: str, receiver: Receiver) -> Settings:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Callable[..., Any], settings: Settings, clock: FrozenClock,
-                 knowledge: tuple[LibrarySet, Matcher]) -> TestClient[Any, Any]:
+async def client(settings: Settings, clock: FrozenClock, knowledge: tuple[LibrarySet, Matcher],
+                 aiohttp_client: Callable[..., Any]) -> TestClient[Any, Any]:
+    # aiohttp_client comes last so the app closes before the database it uses is dropped.
     libraries, matcher = knowledge
     return await aiohttp_client(make_app(settings, clock=clock, libraries=libraries, matcher=matcher))
 

@@ -54,10 +54,11 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
         """A read-only transaction (on SQLite a deferred BEGIN, so readers never queue behind writers)."""
+        # Closing the session rolls the transaction back without expiring what was loaded, so
+        # handlers can still read the objects after the block.
         async with self._sessions() as session:
             await session.connection(execution_options={_READ_ONLY: True})
             yield session
-            await session.rollback()
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -210,14 +210,14 @@ async def list_conversations(tx: Tx, *, shop_id: str | None, status: str | None,
         query = query.where(Conversation.shop_id == shop_id)
     if status:
         query = query.where(Conversation.status == status)
-    return [(c, b) for c, b in (await tx.execute(query)).tuples()]
+    return [(c, b) for c, b in (await tx.execute(query)).all()]
 
 
 async def conversation_with_buyer(tx: Tx, conversation_id: int) -> tuple[Conversation, Buyer] | None:
     query = select(Conversation, Buyer).join(Buyer, Buyer.id == Conversation.buyer_id).where(
         Conversation.id == conversation_id
     )
-    row = (await tx.execute(query)).tuples().first()
+    row = (await tx.execute(query)).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -290,4 +290,4 @@ async def outbox_items(tx: Tx, *, status: str | None, limit: int) -> list[Outbox
 
 async def outbox_depth(tx: Tx) -> dict[str, int]:
     query = select(OutboxItem.status, func.count(OutboxItem.id)).group_by(OutboxItem.status)
-    return {status: count for status, count in (await tx.execute(query)).tuples()}
+    return {status: count for status, count in (await tx.execute(query)).all()}
