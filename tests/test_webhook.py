@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,6 +130,8 @@ async def test_concurrent_duplicates_store_one_message(client: Client, sign: Sig
         (lambda e: e["buyer"].pop("id"), 400, "malformed_event", "buyer.id"),
         (lambda e: e.update(conversation_id=""), 400, "malformed_event", "conversation_id"),
         (lambda e: e["message"].update(sent_at="yesterday"), 400, "malformed_event", "message.sent_at"),
+        (lambda e: e["message"].update(text="a\x00b"), 400, "malformed_event", "message.text"),
+        (lambda e: e["buyer"].update(nick=["小王"]), 400, "malformed_event", "buyer.nick"),
         (lambda e: e.update(type="order.teleported"), 422, "unknown_event_type", None),
         (lambda e: e.update(shop="nobody"), 422, "unknown_shop", None),
     ],
@@ -175,7 +178,8 @@ async def test_body_limits_and_garbage(client: Client, sign: Signer, clock: Froz
 
     resp = await client.post("/webhooks/generic", data=chunks(), headers=headers)
     assert resp.status == 413 and (await resp.json())["error"] == "payload_too_large"
-    garbage = [b"not json", b"\xff\xfe\x00", b"[1, 2]", b"[" * 100_000 + b"]" * 100_000]
+    lone_surrogate = json.dumps(message_event("\ud800")).encode()  # valid JSON, not storable text
+    garbage = [b"not json", b"\xff\xfe\x00", b"[1, 2]", b"[" * 100_000 + b"]" * 100_000, lone_surrogate]
     for i, raw in enumerate(garbage):
         hdrs = signed_headers(SECRET, f"msg_raw_{i}", int(clock.now().timestamp()), raw)
         resp = await client.post("/webhooks/generic", data=raw, headers=hdrs)

@@ -92,6 +92,17 @@ def _str(data: dict[str, Any], name: str, prefix: str = "", *, default: str | No
         raise MalformedEvent(prefix + name, "required string")
     if len(value) > limit:
         raise MalformedEvent(prefix + name, f"longer than {limit} characters")
+    return _storable(value, prefix + name)
+
+
+def _storable(value: str, field: str) -> str:
+    # JSON can carry what no database column takes: NUL characters and lone surrogates.
+    if "\x00" in value:
+        raise MalformedEvent(field, "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedEvent(field, "contains an unpaired surrogate (not valid Unicode text)") from None
     return value
 
 
@@ -103,7 +114,7 @@ def _id(data: dict[str, Any], name: str, prefix: str = "") -> str:
         raise MalformedEvent(prefix + name, "required non-empty string")
     if len(value) > MAX_ID_CHARS:
         raise MalformedEvent(prefix + name, f"longer than {MAX_ID_CHARS} characters")
-    return value
+    return _storable(value, prefix + name)
 
 
 def _time(data: dict[str, Any], name: str, prefix: str = "") -> datetime | None:

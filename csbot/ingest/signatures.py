@@ -51,8 +51,8 @@ def read_headers(headers: Mapping[str, str]) -> SignedHeaders:
     raw_sig = headers.get("webhook-signature", "").strip()
     if not msg_id or not raw_ts or not raw_sig:
         raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if len(msg_id) > 200:
-        raise InvalidSignature("webhook-id is too long")
+    if len(msg_id) > 200 or not (msg_id.isascii() and msg_id.isprintable()):
+        raise InvalidSignature("webhook-id must be at most 200 printable ASCII characters")
     if not raw_ts.isdigit() or len(raw_ts) > 12:
         raise InvalidSignature("webhook-timestamp must be whole seconds since the epoch")
     return SignedHeaders(msg_id, int(raw_ts), tuple(raw_sig.split()))
