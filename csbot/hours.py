@@ -92,8 +92,8 @@ class BusinessHours:
                 else f"{_WEEKDAYS_EN[days[0] - 1]}-{_WEEKDAYS_EN[days[-1] - 1]}"
             )
         else:
-            label = (
-                "、".join(f"周{_WEEKDAYS_ZH[d - 1]}" for d in days) if zh else ", ".join(_WEEKDAYS_EN[d - 1] for d in days)
+            label = "、".join(f"周{_WEEKDAYS_ZH[d - 1]}" for d in days) if zh else ", ".join(
+                _WEEKDAYS_EN[d - 1] for d in days
             )
         return f"{label} {shifts}"
 

@@ -74,16 +74,17 @@ def decide(signals: Signals, shop: ShopSettings, context: Context, now: datetime
     if signals.escalates and intent:
         return Decision("escalated", intent, (intent, HANDOFF), offline_send,
                         f"intent {intent} goes to a human{offline_note}", offline_key)
-    if intent == BARGAIN and (amount := requested_discount(signals.text)) is not None:
-        if amount > shop.bargain_ceiling:
-            return Decision("escalated", intent, (HANDOFF, BARGAIN), offline_send,
-                            f"asks {amount:g} yuan off, over the {shop.bargain_ceiling:g} yuan an agent may give"
-                            f"{offline_note}", offline_key)
+    amount = requested_discount(signals.text) if intent == BARGAIN else None
+    if amount is not None and amount > shop.bargain_ceiling:
+        return Decision("escalated", intent, (HANDOFF, BARGAIN), offline_send,
+                        f"asks {amount:g} yuan off, over the {shop.bargain_ceiling:g} yuan an agent may give"
+                        f"{offline_note}", offline_key)
     if intent is None and shop.auto_send.on_abstain == "escalate":
         return Decision("escalated", None, (HANDOFF, *candidates), offline_send,
                         f"no confident intent ({ranking.reason}){offline_note}", offline_key)
     if offline_send:
-        return Decision("auto_sent", intent, suggest, offline_send, f"outside business hours{offline_note}", offline_key)
+        return Decision("auto_sent", intent, suggest, offline_send, "outside business hours" + offline_note,
+                        offline_key)
     if not shop.hours.is_open(now):
         return Decision("suggested", intent, suggest, (), "outside business hours: offline reply already sent")
     if intent is None:

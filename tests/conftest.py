@@ -102,13 +102,12 @@ class Receiver:
     fail_always: bool = False
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-        async def until() -> None:
+    async def wait_for(self, count: int) -> list[dict[str, Any]]:
+        """Wait (at most 10 s) until `count` replies arrived."""
+        async with asyncio.timeout(10):
             while len(self.received) < count:
                 self.arrived.clear()
                 await self.arrived.wait()
-
-        await asyncio.wait_for(until(), timeout)
         return self.received
 
 

@@ -9,6 +9,7 @@ receiver's idempotency key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -114,7 +115,5 @@ class OutboxWorker:
             if claimed:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._settings.poll_interval)
-            except TimeoutError:
-                pass

@@ -18,15 +18,19 @@ from csbot.store.models import Buyer, Conversation, InboundEvent, Message, Outbo
 # --- dialect-aware upsert --------------------------------------------------------------------------
 
 
+def _dialect(tx: Tx) -> str:
+    return tx.get_bind().dialect.name
+
+
 def _insert(tx: Tx, table: Any) -> Any:
     """INSERT … ON CONFLICT needs the dialect's own insert construct."""
-    dialect = tx.bind.dialect.name
+    dialect = _dialect(tx)
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
 def _for_update(tx: Tx, query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
     # SQLite has no row locks; its write transactions are already serialised (BEGIN IMMEDIATE).
-    if tx.bind.dialect.name == "postgresql":
+    if _dialect(tx) == "postgresql":
         return query.with_for_update(skip_locked=skip_locked)
     return query
 
