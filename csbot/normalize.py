@@ -1,0 +1,217 @@
+"""Normalise stage: raw buyer text -> Normalized (simplified, cleaned, pinyin key, language). Pure: no I/O.
+
+Buyers type traditional or simplified characters, full-width letters, emoji, filler particles
+(亲/呢/啊…), stretched words (在吗吗吗), homophone typos from pinyin input methods (包油, 运废) and
+sometimes plain pinyin ("bao you") or English. Everything the matcher compares is first put through
+:func:`normalize`, triggers from the script library included, so both sides are cleaned the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+
+from opencc import OpenCC
+from pypinyin import lazy_pinyin
+
+
+@dataclass(frozen=True)
+class Normalized:
+    original: str
+    text: str  # simplified, half-width, lowercase, no emoji/punctuation/fillers; clauses separated by one space
+    pinyin: str  # toneless pinyin of ``text``, syllables space-separated; Latin words and numbers kept as typed
+    lang: str  # "zh-CN" or "en"
+
+
+# Every toneless syllable of Mandarin as pypinyin spells it, minus interjections (m, n, ng, hm, hng) and
+# rare readings (lo, yo, den, nun …) that would make English words look like pinyin.
+PINYIN_SYLLABLES = frozenset(
+    """a ai an ang ao ba bai ban bang bao bei ben beng bi bian biao bie bin bing bo bu ca cai can cang cao
+    ce cen ceng cha chai chan chang chao che chen cheng chi chong chou chu chua chuai chuan chuang chui chun
+    chuo ci cong cou cu cuan cui cun cuo da dai dan dang dao de dei deng di dia dian diao die ding diu dong
+    dou du duan dui dun duo e ei en eng er fa fan fang fei fen feng fo fou fu ga gai gan gang gao ge gei gen
+    geng gong gou gu gua guai guan guang gui gun guo ha hai han hang hao he hei hen heng hong hou hu hua huai
+    huan huang hui hun huo ji jia jian jiang jiao jie jin jing jiong jiu ju juan jue jun ka kai kan kang kao
+    ke ken keng kong kou ku kua kuai kuan kuang kui kun kuo la lai lan lang lao le lei leng li lia lian liang
+    liao lie lin ling liu long lou lu luan lun luo lv lve ma mai man mang mao me mei men meng mi mian miao mie
+    min ming miu mo mou mu na nai nan nang nao ne nei nen neng ni nian niang niao nie nin ning niu nong nou nu
+    nuan nuo nv nve o ou pa pai pan pang pao pei pen peng pi pian piao pie pin ping po pou pu qi qia qian qiang
+    qiao qie qin qing qiong qiu qu quan que qun ran rang rao re ren reng ri rong rou ru rua ruan rui run ruo
+    sa sai san sang sao se sen seng sha shai shan shang shao she shei shen sheng shi shou shu shua shuai shuan
+    shuang shui shun shuo si song sou su suan sui sun suo ta tai tan tang tao te teng ti tian tiao tie ting
+    tong tou tu tuan tui tun tuo wa wai wan wang wei wen weng wo wu xi xia xian xiang xiao xie xin xing xiong
+    xiu xu xuan xue xun ya yan yang yao ye yi yin ying yong you yu yuan yue yun za zai zan zang zao ze zei zen
+    zeng zha zhai zhan zhang zhao zhe zhen zheng zhi zhong zhou zhu zhua zhuai zhuan zhuang zhui zhun zhuo zi
+    zong zou zu zuan zui zun zuo""".split()
+)
+
+# English words that happen to spell valid pinyin; a message made only of these is English ("he", "you").
+ENGLISH_LOOKALIKES = frozenset(
+    "a an he she me men you long hang change china pie tie die ban fan pin pen ping bang hen gun gang man ran "
+    "sun run den tan ten bin dig bo bus".split()
+)
+
+# Homophone and typo fixes from pinyin input methods, applied to simplified lowercase text. Whole words only
+# where a single character would be ambiguous (活 in 有活吗 = 货, but 活动 stays).
+TYPO_FIXES: tuple[tuple[str, str], ...] = (
+    (r"包油|包有(?=吗|不|么|没)", "包邮"),
+    (r"运废|运飞|运肥", "运费"),
+    (r"邮废", "邮费"),
+    (r"投述|投素|投宿(?!舍)", "投诉"),
+    (r"发或|发获", "发货"),
+    (r"换或|换获", "换货"),
+    (r"退或|退获", "退货"),
+    (r"到或", "到货"),
+    (r"收或", "收货"),
+    (r"有活(?!动)", "有货"),
+    (r"没活(?!动)", "没货"),
+    (r"优惠卷|优惠劵|优惠圈", "优惠券"),
+    (r"(?<=[领用有张个])卷", "券"),
+    (r"退宽|推款", "退款"),
+    (r"快第|快低", "快递"),
+    (r"物留|无流", "物流"),
+    (r"发漂|发飘", "发票"),
+    (r"质两", "质量"),
+    (r"啥子|啥|神马|什莫", "什么"),
+    (r"肿么|咋", "怎么"),
+    (r"木有|米有|么有|冇", "没有"),
+    (r"几时|多会儿|多早晚", "什么时候"),
+    (r"哪儿", "哪"),
+    (r"哈[啰喽罗咯]|嗨喽", "哈喽"),
+)
+
+# Particles that carry tone, not meaning, at the start or end of a clause.
+LEADING_FILLERS = "亲嗯哦噢额呃诶哎"
+TRAILING_FILLERS = "亲呢啊哈嘛哒呀哦噢啦吧嗯哟咯捏"
+# Particles that are fillers wherever they appear.
+ANYWHERE_FILLERS = re.compile(r"[啊呀]")
+
+URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|cn|net|org|hk|tw)\b\S*", re.ASCII)
+# Platform masks and sticker codes: [表情], [订单x], [数字x], #E-s[数字x], /:074.
+MASK = re.compile(r"#e-s\[[^\[\]]{0,12}\]|\[[^\[\]]{1,12}\]|/:[0-9a-z^]{1,4}")
+# Order, tracking and phone numbers: long digit runs, optionally behind a short courier prefix.
+LONG_NUMBER = re.compile(r"[a-z]{0,4}\d{7,}")
+# where's -> wheres, don't -> dont: one English word, not two.
+APOSTROPHE = re.compile(r"(?<=[a-z])['\u2019](?=[a-z])")
+CJK = "\u3400-\u4dbf\u4e00-\u9fff"
+NOT_KEPT = re.compile(rf"[^{CJK}a-z0-9]+")
+TOKEN = re.compile(rf"[{CJK}]+|[a-z]+|[0-9]+")
+CJK_REPEAT = re.compile(rf"([{CJK}])\1+")
+LATIN_REPEAT = re.compile(r"([a-z])\1{2,}")
+# A trailing 么/不/没 turns a statement into a question, like 吗: 是正品么, 包邮不, 有人没.
+# Chinese numerals before a measure word are amounts: 便宜五十块 -> 便宜50块, 打八折 -> 打8折.
+CHINESE_NUMBER = re.compile(r"[零一二两三四五六七八九十百千]+(?=[块元个件码号天折斤毛])")
+DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+UNITS = {"十": 10, "百": 100, "千": 1000}
+# "A不A" / "A没A" questions (在不在, 包不包邮, 会不会掉色, 有没有货) mean "A…吗".
+A_NOT_A = re.compile(r"([\u4e00-\u9fff])[不没]\1")
+QUESTION_TAIL = re.compile(
+    r"(?<=[\u4e00-\u9fff]{2})(?<![什怎这那多要])么$|(?<=[\u4e00-\u9fff]{2})(?<![还都也并从我就])[不没]$"
+)
+
+
+@cache
+def _converter() -> OpenCC:
+    # Building the converter loads its dictionaries; do it once per process.
+    return OpenCC("t2s")
+
+
+def normalize(text: str) -> Normalized:
+    """Clean one buyer message (or one library trigger) into the form the matcher compares."""
+    simplified = APOSTROPHE.sub("", _converter().convert(unicodedata.normalize("NFKC", text)).lower())
+    stripped = LONG_NUMBER.sub(" ", MASK.sub(" ", URL.sub(" ", simplified)))
+    clauses = [_clean_clause(c) for c in NOT_KEPT.split(stripped)]
+    cleaned = " ".join(c for c in clauses if c)
+    lang, syllables = _language(cleaned)
+    return Normalized(original=text, text=cleaned, pinyin=" ".join(syllables), lang=lang)
+
+
+def _clean_clause(clause: str) -> str:
+    for pattern, replacement in TYPO_FIXES:
+        clause = re.sub(pattern, replacement, clause)
+    clause = CHINESE_NUMBER.sub(lambda m: str(chinese_number(m.group())), clause)
+    clause = LATIN_REPEAT.sub(r"\1", CJK_REPEAT.sub(r"\1", clause))
+    clause = ANYWHERE_FILLERS.sub("", clause)
+    previous = None
+    while previous != clause:
+        previous = clause
+        clause = clause.lstrip(LEADING_FILLERS).rstrip(TRAILING_FILLERS)
+        # Collapsing again: removing a filler may bring two equal characters together.
+        clause = CJK_REPEAT.sub(r"\1", clause)
+    clause = QUESTION_TAIL.sub("吗", clause)
+    if A_NOT_A.search(clause):
+        clause = A_NOT_A.sub(r"\1", clause.replace("可不可以", "可以"), count=1)
+        clause = clause if clause.endswith("吗") else clause + "吗"
+    return clause
+
+
+def chinese_number(numeral: str) -> int:
+    """五十 -> 50, 三十五 -> 35, 一百五 -> 150 (spoken short form), 十 -> 10, 两 -> 2."""
+    total, digit, last_unit = 0, 0, 1
+    for char in numeral:
+        if char == "零":  # 一百零五: the next digit is a unit digit
+            last_unit, digit = 10, 0
+        elif char in UNITS:
+            last_unit = UNITS[char]
+            total += (digit or 1) * last_unit
+            digit = 0
+        else:
+            digit = DIGITS[char]
+    # A trailing digit after a unit is one step down the scale: 一百五 is 150, 三十五 is 35.
+    return total + (digit * last_unit // 10 if last_unit > 1 and total else digit)
+
+
+def _language(text: str) -> tuple[str, list[str]]:
+    """("zh-CN" | "en", pinyin syllables); pure-Latin text is pinyin when every word splits into syllables."""
+    tokens = TOKEN.findall(text)
+    words = [t for t in tokens if t.isascii() and t.isalpha()]
+    if not words or any(not t.isascii() for t in tokens):
+        return "zh-CN", _pinyin_of(tokens)
+    split = [split_pinyin(w) for w in words]
+    if all(s is not None for s in split) and not all(w in ENGLISH_LOOKALIKES for w in words):
+        syllables: list[str] = []
+        for token in tokens:
+            for syllable in split_pinyin(token) or [token]:
+                # "xiexie" must meet 谢谢, which collapsed to 谢 like every repeated character.
+                if not syllables or syllables[-1] != syllable:
+                    syllables.append(syllable)
+        return "zh-CN", _pinyin_a_not_a(syllables)
+    return "en", tokens
+
+
+def _pinyin_a_not_a(syllables: list[str]) -> list[str]:
+    """ "zai bu zai" -> "zai ma", as 在不在 -> 在吗 for characters."""
+    for i in range(len(syllables) - 2):
+        if syllables[i + 1] in ("bu", "mei") and syllables[i] == syllables[i + 2]:
+            rest = [*syllables[: i + 1], *syllables[i + 3 :]]
+            return rest if rest[-1] == "ma" else [*rest, "ma"]
+    return syllables
+
+
+def _pinyin_of(tokens: list[str]) -> list[str]:
+    out: list[str] = []
+    for token in tokens:
+        if token.isascii():
+            out.append(token)
+        else:
+            out.extend(lazy_pinyin(token))
+    return out
+
+
+def split_pinyin(word: str) -> list[str] | None:
+    """Split run-together pinyin ("zaibuzai") into syllables, fewest syllables first; None if it is not pinyin."""
+    if not word.isascii() or not word.isalpha():
+        return None
+    best: list[list[str] | None] = [None] * (len(word) + 1)
+    best[0] = []
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - 6), end):
+            head = best[start]
+            if head is not None and word[start:end] in PINYIN_SYLLABLES:
+                candidate = [*head, word[start:end]]
+                current = best[end]
+                if current is None or len(candidate) < len(current):
+                    best[end] = candidate
+    return best[len(word)]

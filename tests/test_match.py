@@ -1,0 +1,172 @@
+"""Match stage: buyer text -> ranked intents; abstain on noise, ambiguity and negatives."""
+
+from pathlib import Path
+
+import pytest
+
+from csbot.library import Intent, Library, LibrarySet, load_libraries
+from csbot.match import Matcher, Ranking
+from csbot.normalize import normalize
+
+LIBRARY_DIR = Path(__file__).resolve().parents[1] / "scripts_library"
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(load_libraries(LIBRARY_DIR))
+
+
+def rank(matcher: Matcher, text: str) -> Ranking:
+    return matcher.rank(normalize(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("在吗", "greeting"),
+        ("掌柜的在不在", "greeting"),
+        ("包郵嗎", "shipping_fee"),  # traditional
+        ("包油吗", "shipping_fee"),  # homophone typo
+        ("bao you ma", "shipping_fee"),  # typed pinyin reaches the Chinese trigger by sound
+        ("运费险怎么赔", "return_refund"),  # the longer trigger 运费险 beats 运费
+        ("优惠券领了怎么用不了", "promotion"),
+        ("便宜点嘛亲", "bargain"),
+        ("什么时候发货呀", "ship_time"),
+        ("物流三天没动了", "logistics"),
+        ("能用花呗分期吗", "payment"),
+        ("这款还有货吗", "stock"),
+        ("是纯棉的吗", "product_info"),
+        ("地址填错了，帮我改下", "order_change"),
+        ("我要退款", "return_refund"),
+        ("收到了偏小，能换大一码吗", "exchange"),
+        ("收到的杯子碎了", "quality_issue"),
+        ("能开电子发票吗", "invoice"),
+        ("好的谢谢亲", "closing"),
+        ("转人工", "human_agent"),
+        ("再不处理我就投诉", "complaint"),
+        ("别再给我发消息了", "opt_out"),
+        ("human please", "human_agent"),  # English message, English trigger
+        ("where is my parcel", "logistics"),
+        ("Ｈｅｌｌｏ", "greeting"),
+    ],
+)
+def test_top_intent(matcher: Matcher, text: str, intent: str) -> None:
+    ranking = rank(matcher, text)
+    assert ranking.top is not None, ranking
+    assert ranking.top.intent == intent
+    assert ranking.reason == "confident"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "嗯嗯",
+        "好",
+        "111",
+        "订单号：4123456789012",
+        "www.taobao.com",
+        "😅",
+        "我去吃个饭",
+        "你们公司有多少人",
+        "股票跌了",
+    ],
+)
+def test_noise_abstains(matcher: Matcher, text: str) -> None:
+    ranking = rank(matcher, text)
+    assert ranking.top is None
+    assert ranking.reason in {"empty", "below_threshold", "ambiguous"}
+
+
+def test_empty_text_says_so(matcher: Matcher) -> None:
+    ranking = rank(matcher, "？？？")
+    assert (ranking.top, ranking.reason, ranking.candidates) == (None, "empty", ())
+
+
+def test_candidates_are_best_first_one_per_intent(matcher: Matcher) -> None:
+    ranking = matcher.rank(normalize("包邮吗，什么时候发货"), limit=5)
+    intents = [c.intent for c in ranking.candidates]
+    scores = [c.score for c in ranking.candidates]
+    assert len(intents) == len(set(intents)) <= 5
+    assert scores == sorted(scores, reverse=True)
+    assert {"shipping_fee", "ship_time"} <= set(intents[:2])
+
+
+def test_candidate_names_the_library_trigger(matcher: Matcher) -> None:
+    top = rank(matcher, "包郵嗎").top
+    assert top is not None and top.trigger == "包邮吗" and top.score == 100
+
+
+def _intent(
+    intent_id: str, triggers: tuple[str, ...], negatives: tuple[str, ...] = (), mode: str = "suggest"
+) -> Intent:
+    return Intent(
+        id=intent_id,
+        label=intent_id,
+        triggers=triggers,
+        negatives=negatives,
+        replies=(f"{intent_id}_1",),
+        mode="auto" if mode == "auto" else "suggest",
+        threshold=None,
+        auto_threshold=None,
+        escalate=False,
+        source="test",
+    )
+
+
+def _small(*intents: Intent, margin: float = 3.0) -> Matcher:
+    library = Library(
+        "zh-CN", {i.id: i for i in intents}, default_threshold=70, default_auto_threshold=95, margin=margin
+    )
+    return Matcher(LibrarySet({"zh-CN": library}))
+
+
+def test_two_intents_equally_close_abstain_as_ambiguous() -> None:
+    matcher = _small(_intent("a", ("退货",)), _intent("b", ("换货",)))
+    ranking = matcher.rank(normalize("退货换货"))
+    assert ranking.top is None and ranking.reason == "ambiguous"
+    assert {c.intent for c in ranking.candidates} == {"a", "b"}
+
+
+def test_margin_zero_lets_the_tie_through() -> None:
+    matcher = _small(_intent("a", ("退货",)), _intent("b", ("换货吗",)), margin=0)
+    ranking = matcher.rank(normalize("退货还是换货吗"))
+    assert ranking.top is not None and ranking.reason == "confident"
+
+
+def test_negative_example_pushes_its_intent_down() -> None:
+    without = _small(_intent("refund", ("退款",)), _intent("exchange", ("换码",)))
+    with_negative = _small(_intent("refund", ("退款",), negatives=("退款就不用了",)), _intent("exchange", ("换码",)))
+    text = normalize("退款就不用了，换码")
+    top = without.rank(text).top
+    assert top is not None and top.intent == "refund"
+    ranking = with_negative.rank(text)
+    assert ranking.top is not None and ranking.top.intent == "exchange"
+
+
+def test_below_threshold_keeps_candidates_for_the_agent() -> None:
+    matcher = _small(_intent("a", ("什么时候发货",)))
+    ranking = matcher.rank(normalize("什么"))
+    assert ranking.top is None and ranking.reason == "below_threshold"
+    assert [c.intent for c in ranking.candidates] == ["a"]
+
+
+def test_auto_send_needs_auto_mode_and_the_auto_threshold() -> None:
+    matcher = _small(_intent("hello", ("在吗",), mode="auto"), _intent("price", ("便宜点",)))
+    assert matcher.would_auto_send(matcher.rank(normalize("在吗")))
+    assert not matcher.would_auto_send(matcher.rank(normalize("便宜点")))  # suggest mode
+    close = matcher.rank(normalize("请问在吗今天"))  # contained, confident, but under 95
+    assert close.top is not None and not matcher.would_auto_send(close)
+
+
+def test_english_settings_come_from_the_english_library() -> None:
+    zh = Library("zh-CN", {"hi": _intent("hi", ("你好",), mode="auto")}, 70, 95, 3)
+    en = Library("en", {"hi": _intent("hi", ("hello",))}, 70, 95, 3)  # suggest only in English
+    matcher = Matcher(LibrarySet({"zh-CN": zh, "en": en}))
+    assert matcher.would_auto_send(matcher.rank(normalize("你好")))
+    assert not matcher.would_auto_send(matcher.rank(normalize("hello")))
+
+
+def test_trigger_count_counts_every_locale(matcher: Matcher) -> None:
+    libraries = load_libraries(LIBRARY_DIR)
+    expected = sum(len(i.triggers) for lib in libraries.libraries.values() for i in lib.intents.values())
+    assert matcher.trigger_count == expected

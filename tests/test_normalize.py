@@ -1,0 +1,76 @@
+"""Normalise stage: real buyer spellings -> the text, pinyin key and language the matcher compares."""
+
+import pytest
+
+from csbot.normalize import normalize, split_pinyin
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("包郵嗎？", "包邮吗"),  # traditional -> simplified, punctuation dropped
+        ("幾時發貨", "什么时候发货"),  # traditional + colloquial 几时
+        ("Ｈｅｌｌｏ", "hello"),  # full-width letters, lowercased
+        ("３００卖吗", "300卖吗"),  # full-width digits
+        ("３００卖不卖", "300卖吗"),  # A不A question -> A吗
+        ("会不会掉色", "会掉色吗"),
+        ("有没有货", "有货吗"),
+        ("包油吗", "包邮吗"),  # homophone typo
+        ("运废多少钱", "运费多少钱"),
+        ("我要投述", "我要投诉"),
+        ("啥时候发或", "什么时候发货"),
+        ("能换或吗", "能换货吗"),
+        ("有活吗亲", "有货吗"),  # 活 -> 货 …
+        ("有什么活动吗", "有什么活动吗"),  # … but not in 活动
+        ("今天能发嘛亲亲", "今天能发"),  # trailing fillers
+        ("亲在吗🙋", "在吗"),  # leading filler and emoji
+        ("在吗吗吗", "在吗"),  # repeated characters
+        ("emmm", "em"),
+        ("是正品麽", "是正品吗"),  # question tail 么 -> 吗
+        ("亲 在线不～", "在线吗"),  # question tail 不 -> 吗
+        ("算了不换了，还是退吧", "算了不换了 还是退"),  # clauses kept apart by one space
+        ("订单号：4123456789012", "订单号"),  # order numbers are not words
+        ("查一下这个单号 YT1234567890123", "查一下这个单号"),
+    ],
+)
+def test_text(raw: str, text: str) -> None:
+    assert normalize(raw).text == text
+
+
+@pytest.mark.parametrize("noise", ["嗯嗯", "哦哦", "？？？？？", "😅", "[表情]", "www.taobao.com", "。", ""])
+def test_pure_noise_is_empty(noise: str) -> None:
+    assert normalize(noise).text == ""
+
+
+@pytest.mark.parametrize(
+    ("raw", "pinyin", "lang"),
+    [
+        ("包郵嗎", "bao you ma", "zh-CN"),
+        ("包油", "bao you", "zh-CN"),
+        ("bao you", "bao you", "zh-CN"),
+        ("zaibuzai", "zai ma", "zh-CN"),  # like 在不在 -> 在吗
+        ("zhenren kefu", "zhen ren ke fu", "zh-CN"),
+        ("xiexie", "xie", "zh-CN"),  # like 谢谢, which collapses to 谢
+        ("白色M还有吗", "bai se m hai you ma", "zh-CN"),
+        ("OK 拍好了", "ok pai hao le", "zh-CN"),
+        ("human please", "human please", "en"),
+        ("hi there", "hi there", "en"),
+        ("can i pay by credit card", "can i pay by credit card", "en"),
+        ("he", "he", "en"),  # an English word that only looks like pinyin
+    ],
+)
+def test_pinyin_and_language(raw: str, pinyin: str, lang: str) -> None:
+    normalized = normalize(raw)
+    assert (normalized.pinyin, normalized.lang) == (pinyin, lang)
+
+
+def test_original_is_kept() -> None:
+    assert normalize("包郵嗎？").original == "包郵嗎？"
+
+
+@pytest.mark.parametrize(
+    ("word", "syllables"),
+    [("fahuo", ["fa", "huo"]), ("quxiao", ["qu", "xiao"]), ("dingdan", ["ding", "dan"]), ("please", None)],
+)
+def test_split_pinyin(word: str, syllables: list[str] | None) -> None:
+    assert split_pinyin(word) == syllables
