@@ -12,11 +12,12 @@ from aiohttp import web
 from csbot.clock import Clock, SystemClock
 from csbot.config import Settings
 from csbot.ingest.connectors.generic import GenericSender
-from csbot.keys import clock_key, db_key, deps_key, http_key, outbox_key, settings_key
+from csbot.keys import clock_key, db_key, deps_key, http_key, outbox_key, reminders_key, settings_key
 from csbot.library import LibrarySet, load_libraries
 from csbot.match import Matcher
 from csbot.outbox.delivery import OutboxWorker
 from csbot.pipeline import PipelineDeps
+from csbot.reminders.ticker import ReminderClock, Ticker
 from csbot.replies import Renderer
 from csbot.store import repo
 from csbot.store.db import Database
@@ -40,7 +41,7 @@ def make_app(settings: Settings, *, clock: Clock | None = None, libraries: Libra
         )
         yield
 
-    app.cleanup_ctx.extend([database_ctx, library_ctx, http_ctx, outbox_ctx])
+    app.cleanup_ctx.extend([database_ctx, library_ctx, http_ctx, outbox_ctx, reminders_ctx])
     setup_routes(app)
     return app
 
@@ -72,3 +73,13 @@ async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The reminder ticker, beaten by APScheduler; stopped before the outbox and the database close."""
+    settings = app[settings_key]
+    app[reminders_key] = ticker = Ticker(app[db_key], app[deps_key], settings.ticker, on_sent=app[outbox_key].wake)
+    beat = ReminderClock(ticker, settings.ticker.interval)
+    beat.start()
+    yield
+    await beat.stop()

@@ -76,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("lint", help="check the script library and templates")
     p.set_defaults(run=cmd_lint)
+
+    p = sub.add_parser("reminders", help="list or cancel payment reminders and follow-ups")
+    rsub = p.add_subparsers(required=True, metavar="ACTION")
+    r = rsub.add_parser("list", help="what will be sent when, and why something was skipped")
+    r.add_argument("--order", help="the platform's order id")
+    r.add_argument("--status", choices=["pending", "claimed", "sent", "cancelled", "skipped"])
+    r.add_argument("--limit", type=int, default=100)
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(run=cmd_reminders_list)
+    r = rsub.add_parser("cancel", help="cancel every pending reminder of an order")
+    r.add_argument("order")
+    r.add_argument("--shop", help="when the same order id exists in several shops")
+    r.set_defaults(run=cmd_reminders_cancel)
     return parser
 
 
@@ -261,4 +274,57 @@ def cmd_lint(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return EXIT_PROBLEMS
     print(f"ok: {settings.library_dir} and {settings.templates_dir} are clean")
+    return EXIT_OK
+
+
+# --- reminders -------------------------------------------------------------------------------------
+
+
+def cmd_reminders_list(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.reminders import repo as reminders_repo
+    from csbot.store.db import Database
+    from csbot.web.reminders import reminder_json
+
+    async def fetch() -> list[dict[str, Any]]:
+        db = await Database.open(settings.database_url)
+        try:
+            async with db.read() as tx:
+                views = await reminders_repo.list_reminders(tx, order_external_id=args.order, status=args.status,
+                                                            limit=args.limit)
+        finally:
+            await db.close()
+        return [reminder_json(v) for v in views]
+
+    rows = asyncio.run(fetch())
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not rows:
+        print("no reminders")
+    for r in rows:
+        target = f"order {r['order_id']}" if r["order_id"] else f"conversation {r['conversation_id']}"
+        why = f"  ({r['reason']})" if r["reason"] else ""
+        print(f"{r['due_at']}  {r['status']:<9} {r['kind']:<19} stage {r['stage']}  {target}  buyer {r['buyer_id']}"
+              f"{why}")
+    return EXIT_OK
+
+
+def cmd_reminders_cancel(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.reminders import repo as reminders_repo
+    from csbot.store.db import Database
+
+    async def cancel() -> int | None:
+        db = await Database.open(settings.database_url)
+        try:
+            async with db.transaction() as tx:
+                return await reminders_repo.cancel_for_external_order(
+                    tx, args.order, shop_id=args.shop, reason="cancelled_by_cli", now=SystemClock().now())
+        finally:
+            await db.close()
+
+    cancelled = asyncio.run(cancel())
+    if cancelled is None:
+        print(f"csbot: no order {args.order!r}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"order {args.order}: {cancelled} pending reminder(s) cancelled")
     return EXIT_OK

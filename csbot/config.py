@@ -20,12 +20,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from csbot.hours import BusinessHours, Shift
+from csbot.hours import BusinessHours, QuietHours, Shift
 
 DEFAULT_CONFIG_FILE = "csbot.toml"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///csbot.db"
 MAX_BODY_BYTES = 1024 * 1024
 AbstainAction = Literal["suggest", "escalate"]
+FollowupMode = Literal["suggest", "auto"]
 
 
 class ConfigError(Exception):
@@ -48,6 +49,24 @@ class AutoSendPolicy:
 
 
 @dataclass(frozen=True)
+class ReminderSettings:
+    """催付 and follow-ups for one shop. Offsets and delays are seconds (a demo can run a cycle in seconds)."""
+
+    enabled: bool = True
+    payment_stages: tuple[float, ...] = (1200.0, 10800.0)  # after the order: 20 min, 3 h
+    min_remaining: float = 3600.0  # a stage after the first only if this long remains before auto-close
+    last_call_before_close: float | None = 5400.0  # last call 90 min before auto-close; None: no last call
+    quiet_hours: QuietHours | None = QuietHours(time(22, 0), time(8, 0))  # shop time; None: any hour
+    max_per_order: int = 3
+    max_per_buyer: int = 3  # automated messages to one buyer per `buyer_window`
+    buyer_window: float = 86400.0
+    consult_followup_after: float | None = 14400.0  # asked, no order: follow up for the next shift
+    consult_followup_mode: FollowupMode = "suggest"
+    aftersales_followup_after: float | None = 172800.0  # after-sales unresolved 48 h: task for agents
+    after_delivery_after: float | None = 86400.0  # closing message with the review request
+
+
+@dataclass(frozen=True)
 class ShopSettings:
     id: str
     name: str
@@ -59,6 +78,17 @@ class ShopSettings:
     couriers: tuple[Courier, ...] = (Courier("申通", 8), Courier("EMS", 15), Courier("顺丰", 22))
     topup_link: str = "https://shop.example/topup"
     free_shipping_over: float | None = 99.0
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
+
+
+@dataclass(frozen=True)
+class TickerSettings:
+    """The reminder clock: how often APScheduler asks for due rows, and how long a claim holds."""
+
+    interval: float = 1.0
+    lease_seconds: float = 60.0  # a claimed row whose firing failed is retried after this
+    batch: int = 100  # rows claimed and fired per transaction (on SQLite it holds the write lock meanwhile)
+    max_attempts: int = 5  # then the reminder is skipped with the error as its reason
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,7 @@ class Settings:
     timestamp_tolerance: int = 300
     shops: Mapping[str, ShopSettings] = field(default_factory=lambda: {"demo": ShopSettings("demo", "示例小店")})
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    ticker: TickerSettings = field(default_factory=TickerSettings)
 
     def shop(self, shop_id: str) -> ShopSettings | None:
         return self.shops.get(shop_id)
@@ -125,7 +156,7 @@ _ENV_KEYS = {
     "CSBOT_OUTBOUND_URL": "outbound_url",
     "CSBOT_API_TOKEN": "api_token",
 }
-_TOP_KEYS = set(_ENV_KEYS.values()) | {"outbox", "shops", "max_body_bytes", "timestamp_tolerance"}
+_TOP_KEYS = set(_ENV_KEYS.values()) | {"outbox", "ticker", "shops", "max_body_bytes", "timestamp_tolerance"}
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -182,6 +213,7 @@ def _settings(data: dict[str, Any], base: Path) -> Settings:
         timestamp_tolerance=_int(data, "timestamp_tolerance", defaults.timestamp_tolerance, 1, 3600),
         shops=shops,
         outbox=_outbox(data.get("outbox", {})),
+        ticker=_ticker(data.get("ticker", {})),
     )
 
 
@@ -203,7 +235,7 @@ def _shop(shop_id: str, raw: Any) -> ShopSettings:
     if not isinstance(raw, dict):
         raise ConfigError(key, "must be a table")
     allowed = {"name", "agent_name", "locale", "hours", "auto_send", "bargain_ceiling", "couriers",
-               "topup_link", "free_shipping_over"}
+               "topup_link", "free_shipping_over", "reminders"}
     _no_unknown(raw, allowed, key)
     d = ShopSettings(shop_id, shop_id)
     couriers_raw = raw.get("couriers")
@@ -229,6 +261,7 @@ def _shop(shop_id: str, raw: Any) -> ShopSettings:
         couriers=couriers,
         topup_link=_str(raw, "topup_link", d.topup_link, key),
         free_shipping_over=None if free_over is None else float(free_over),
+        reminders=_reminders(f"{key}.reminders", raw.get("reminders", {})),
     )
 
 
@@ -313,6 +346,73 @@ def _outbox(raw: Any) -> OutboxSettings:
         lease_seconds=_num(raw, "lease_seconds", d.lease_seconds, "outbox"),
         poll_interval=_num(raw, "poll_interval", d.poll_interval, "outbox"),
     )
+
+
+def _ticker(raw: Any) -> TickerSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError("ticker", "must be a table")
+    _no_unknown(raw, {"interval", "lease_seconds", "batch", "max_attempts"}, "ticker")
+    d = TickerSettings()
+    interval = _num(raw, "interval", d.interval, "ticker")
+    if interval <= 0:
+        raise ConfigError("ticker.interval", "must be more than 0 seconds")
+    return TickerSettings(
+        interval=interval,
+        lease_seconds=_num(raw, "lease_seconds", d.lease_seconds, "ticker"),
+        batch=_int(raw, "batch", d.batch, 1, 10000, "ticker"),
+        max_attempts=_int(raw, "max_attempts", d.max_attempts, 1, 100, "ticker"),
+    )
+
+
+_REMINDER_KEYS = {"enabled", "payment_stages", "min_remaining", "last_call_before_close", "quiet_hours",
+                  "max_per_order", "max_per_buyer", "buyer_window", "consult_followup_after",
+                  "consult_followup_mode", "aftersales_followup_after", "after_delivery_after"}
+
+
+def _reminders(key: str, raw: Any) -> ReminderSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "must be a table")
+    _no_unknown(raw, _REMINDER_KEYS, key)
+    d = ReminderSettings()
+    stages_raw = raw.get("payment_stages", list(d.payment_stages))
+    if not isinstance(stages_raw, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v > 0 for v in stages_raw
+    ) or sorted(stages_raw) != stages_raw or len(set(stages_raw)) != len(stages_raw):
+        raise ConfigError(f"{key}.payment_stages",
+                          f"must be a list of increasing positive seconds after the order, got {stages_raw!r}")
+    mode = _str(raw, "consult_followup_mode", d.consult_followup_mode, key)
+    if mode not in ("suggest", "auto"):
+        raise ConfigError(f"{key}.consult_followup_mode", "must be 'suggest' or 'auto'")
+    return ReminderSettings(
+        enabled=_bool(raw, "enabled", d.enabled, key),
+        payment_stages=tuple(float(v) for v in stages_raw),
+        min_remaining=_num(raw, "min_remaining", d.min_remaining, key),
+        last_call_before_close=_off(raw, "last_call_before_close", d.last_call_before_close, key),
+        quiet_hours=_quiet(f"{key}.quiet_hours", raw.get("quiet_hours", str(d.quiet_hours))),
+        max_per_order=_int(raw, "max_per_order", d.max_per_order, 0, 100, key),
+        max_per_buyer=_int(raw, "max_per_buyer", d.max_per_buyer, 0, 100, key),
+        buyer_window=_num(raw, "buyer_window", d.buyer_window, key),
+        consult_followup_after=_off(raw, "consult_followup_after", d.consult_followup_after, key),
+        consult_followup_mode="auto" if mode == "auto" else "suggest",
+        aftersales_followup_after=_off(raw, "aftersales_followup_after", d.aftersales_followup_after, key),
+        after_delivery_after=_off(raw, "after_delivery_after", d.after_delivery_after, key),
+    )
+
+
+def _off(raw: Mapping[str, Any], name: str, default: float | None, prefix: str) -> float | None:
+    """Seconds, or `false` to switch the step off."""
+    if name not in raw:
+        return default
+    if raw[name] is False:
+        return None
+    return _num(raw, name, 0.0, prefix)
+
+
+def _quiet(key: str, raw: Any) -> QuietHours | None:
+    if raw in ("", False):
+        return None
+    shift = _shift(key, raw)  # same "HH:MM-HH:MM" form as a shift, wrapping past midnight alike
+    return QuietHours(shift.start, shift.end)
 
 
 # --- typed getters: each names the full key in its error --------------------------------------------

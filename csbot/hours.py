@@ -109,3 +109,31 @@ class BusinessHours:
         else:
             day = f"{opening.month}月{opening.day}日" if zh else f"{opening:%b} {opening.day}"
         return f"{day} {opening:%H:%M}"
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """Local times no automated message may go out ("22:00-08:00" wraps past midnight). Pure: no I/O."""
+
+    start: time
+    end: time
+
+    def contains(self, instant: datetime, zone: ZoneInfo) -> bool:
+        local = instant.astimezone(zone).time()
+        if self.start <= self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def next_allowed(self, instant: datetime, zone: ZoneInfo) -> datetime:
+        """`instant` itself outside quiet hours, else the end of the quiet stretch it falls in."""
+        if not self.contains(instant, zone):
+            return instant
+        local = instant.astimezone(zone)
+        day = local.date()
+        if self.start > self.end and local.time() >= self.start:
+            day += timedelta(days=1)  # late evening: the stretch ends tomorrow morning
+        # combine + fold resolves a DST gap the way the shop's wall clock would read it
+        return datetime.combine(day, self.end, zone).astimezone(instant.tzinfo)
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"

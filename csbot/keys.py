@@ -9,6 +9,7 @@ from csbot.clock import Clock
 from csbot.config import Settings
 from csbot.outbox.delivery import OutboxWorker
 from csbot.pipeline import PipelineDeps
+from csbot.reminders.ticker import Ticker
 from csbot.store.db import Database
 
 settings_key = web.AppKey("settings", Settings)
@@ -17,3 +18,4 @@ db_key = web.AppKey("db", Database)
 deps_key = web.AppKey("deps", PipelineDeps)
 http_key = web.AppKey("http", aiohttp.ClientSession)
 outbox_key = web.AppKey("outbox", OutboxWorker)
+reminders_key = web.AppKey("reminders", Ticker)

@@ -19,6 +19,7 @@ from csbot.library import LibrarySet
 from csbot.match import Candidate, Matcher
 from csbot.normalize import normalize
 from csbot.policy import Context, Decision, Signals, decide
+from csbot.reminders import followups
 from csbot.replies import Renderer, Reply
 from csbot.store import repo
 from csbot.store.db import Tx
@@ -97,6 +98,7 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
         conv.offline_notice_for = decision.offline_key
     if decision.opt_out and buyer.opted_out_at is None:
         buyer.opted_out_at = now
+    await followups.on_buyer_message(tx, shop, conv, buyer, msg.intent, now)
     conv.status = "escalated" if action == "escalated" else ("waiting" if pending else conv.status)
     log.info("message %s conv=%s intent=%s score=%s action=%s", msg.id, conv.id,
              msg.intent, f"{msg.score:.1f}" if msg.score is not None else "-", action)
@@ -199,8 +201,11 @@ async def accept_suggestion(tx: Tx, suggestion: Suggestion, *, text: str | None,
     suggestion.final_text = final
     suggestion.decided_by = agent
     suggestion.decided_at = now
-    message = await tx.get_one(Message, suggestion.message_id)
-    reply_id = await send_reply(tx, conv, buyer, final, in_reply_to=message.external_id, author="agent", now=now)
+    # A follow-up raised by a reminder answers no particular message.
+    message = None if suggestion.message_id is None else await tx.get_one(Message, suggestion.message_id)
+    reply_id = await send_reply(tx, conv, buyer, final, in_reply_to=message.external_id if message else None,
+                                author="agent", now=now)
     await repo.supersede_pending(tx, conv.id, now)
+    await followups.on_agent_reply(tx, conv.id, now)
     conv.status = "open"
     return reply_id

@@ -108,4 +108,14 @@ def sample_variables() -> dict[str, Any]:
         },
         "buyer": {"nick": "小王"},
         "intent": "greeting",
+        # only in reminder templates (templates/*/reminder_*.j2); the order fields are filled from the
+        # order's events, and are empty for a conversation follow-up
+        "reminder": {
+            "kind": "payment",
+            "order_id": "o-1",
+            "amount": "199.00",
+            "items": [{"title": "羊毛围巾", "qty": 1}],
+            "items_text": "羊毛围巾",
+            "auto_close_at": "明天 10:00",
+        },
     }

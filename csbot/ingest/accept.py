@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from csbot.ingest.events import Event
+from csbot.ingest.events import Event, MessageEvent
 from csbot.pipeline import PipelineDeps, handle_message
+from csbot.reminders.orders import handle_order
 from csbot.store import repo
 from csbot.store.db import Database
 
@@ -32,6 +33,9 @@ async def accept(db: Database, deps: PipelineDeps, *, channel: str, delivery_id:
             stored = await repo.stored_response(tx, channel=channel, delivery_id=delivery_id,
                                                 dedupe_key=event.dedupe_key)
             return Accepted(stored or {}, duplicate=True)
-        response = await handle_message(tx, deps, event, channel=channel)
+        if isinstance(event, MessageEvent):
+            response = await handle_message(tx, deps, event, channel=channel)
+        else:
+            response = await handle_order(tx, deps, event)
         await repo.save_response(tx, event_id, response)
     return Accepted(response, duplicate=False)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from csbot.errors import MalformedEvent, UnknownEventType
 
 MAX_TEXT_CHARS = 4000
 MAX_ID_CHARS = 128
+MAX_ITEMS = 100
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,55 @@ class MessageEvent:
         return f"message:{self.shop}:{self.message_id}"
 
 
-Event = MessageEvent
-EVENT_TYPES = ("message.created",)
+@dataclass(frozen=True)
+class OrderItem:
+    title: str
+    qty: int
+
+
+@dataclass(frozen=True)
+class OrderCreated:
+    """The buyer placed an order (拍下); it is unpaid until `order.paid`."""
+
+    shop: str
+    order_id: str
+    buyer: BuyerRef
+    amount: Decimal
+    items: tuple[OrderItem, ...]
+    created_at: datetime
+    auto_close_at: datetime | None
+    conversation_id: str | None  # the chat to remind in, when the platform knows it
+
+    type = "order.created"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"order:{self.shop}:{self.order_id}:created"
+
+
+ORDER_MILESTONES = ("order.paid", "order.closed", "order.shipped", "order.delivered", "order.refund_requested")
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    """An order moved on: paid, closed (cancelled or timed out), shipped, delivered, refund requested."""
+
+    type: str  # one of ORDER_MILESTONES
+    shop: str
+    order_id: str
+    at: datetime | None
+
+    @property
+    def milestone(self) -> str:
+        return self.type.removeprefix("order.")
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"order:{self.shop}:{self.order_id}:{self.milestone}"
+
+
+Event = MessageEvent | OrderCreated | OrderEvent
+EVENT_TYPES = ("message.created", "order.created", *ORDER_MILESTONES)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -63,6 +112,12 @@ def parse_event(data: dict[str, Any]) -> Event:
         raise MalformedEvent("type", "required string")
     if kind == "message.created":
         return _message(data)
+    if kind == "order.created":
+        return _order_created(data)
+    if kind in ORDER_MILESTONES:
+        order = _obj(data, "order")
+        return OrderEvent(type=kind, shop=_id(data, "shop"), order_id=_id(order, "id", "order."),
+                          at=_time(order, "at", "order."))
     raise UnknownEventType({"type": kind[:100], "known": list(EVENT_TYPES)})
 
 
@@ -77,6 +132,55 @@ def _message(data: dict[str, Any]) -> MessageEvent:
         text=_str(message, "text", "message.", limit=MAX_TEXT_CHARS),
         sent_at=_time(message, "sent_at", "message."),
     )
+
+
+def _order_created(data: dict[str, Any]) -> OrderCreated:
+    order = _obj(data, "order")
+    buyer = _obj(order, "buyer", "order.")
+    items_raw = order.get("items", [])
+    if not isinstance(items_raw, list) or len(items_raw) > MAX_ITEMS:
+        raise MalformedEvent("order.items", f"must be a list of at most {MAX_ITEMS} {{title, qty}} objects")
+    created_at = _time(order, "created_at", "order.")
+    if created_at is None:
+        raise MalformedEvent("order.created_at", "required ISO 8601 timestamp")
+    auto_close_at = _time(order, "auto_close_at", "order.")
+    if auto_close_at is not None and auto_close_at <= created_at:
+        raise MalformedEvent("order.auto_close_at", "must be after order.created_at")
+    conversation = data.get("conversation_id")
+    return OrderCreated(
+        shop=_id(data, "shop"),
+        order_id=_id(order, "id", "order."),
+        buyer=BuyerRef(id=_id(buyer, "id", "order.buyer."),
+                       nick=_str(buyer, "nick", "order.buyer.", default="", limit=200)),
+        amount=_amount(order, "amount", "order."),
+        items=tuple(_item(item, f"order.items[{i}].") for i, item in enumerate(items_raw)),
+        created_at=created_at,
+        auto_close_at=auto_close_at,
+        conversation_id=None if conversation is None else _id(data, "conversation_id"),
+    )
+
+
+def _item(raw: Any, prefix: str) -> OrderItem:
+    if not isinstance(raw, dict):
+        raise MalformedEvent(prefix.rstrip("."), "must be an object {title, qty}")
+    qty = raw.get("qty", 1)
+    if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= 100_000:
+        raise MalformedEvent(prefix + "qty", "must be a whole number from 1 to 100000")
+    return OrderItem(title=_str(raw, "title", prefix, limit=200), qty=qty)
+
+
+def _amount(data: dict[str, Any], name: str, prefix: str) -> Decimal:
+    value = data.get(name)
+    # A decimal string: a float would already have lost cents on the way here.
+    if not isinstance(value, str):
+        raise MalformedEvent(prefix + name, 'required decimal string, e.g. "199.00"')
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        raise MalformedEvent(prefix + name, f"not a decimal number: {value[:40]!r}") from None
+    if not amount.is_finite() or not 0 <= amount < 10**10 or amount != amount.quantize(Decimal("0.01")):
+        raise MalformedEvent(prefix + name, "must be a non-negative amount with at most 2 decimals")
+    return amount
 
 
 def _obj(data: dict[str, Any], name: str, prefix: str = "") -> dict[str, Any]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -71,7 +72,8 @@ class Buyer(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (UniqueConstraint("shop_id", "external_id"), Index("ix_conversations_activity", "last_buyer_at"))
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"), Index("ix_conversations_activity", "last_buyer_at"),
+                      Index("ix_conversations_buyer", "buyer_id"))
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id"))
     external_id: Mapped[str] = mapped_column(String(128))
@@ -111,7 +113,8 @@ class Suggestion(Base):
     __tablename__ = "suggestions"
     __table_args__ = (Index("ix_suggestions_conversation_status", "conversation_id", "status"),)
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    # None for a follow-up raised by a reminder (no buyer message asked for it)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
     rank: Mapped[int] = mapped_column(Integer)
     intent: Mapped[str | None] = mapped_column(String(64))
@@ -159,3 +162,64 @@ class InboundEvent(Base):
     type: Mapped[str] = mapped_column(String(64))
     response: Mapped[dict[str, Any] | None]
     received_at: Mapped[datetime]
+
+
+class Order(Base):
+    """A platform order as far as its events told us. Milestone times are set once (the first event wins),
+    and `status` is the furthest milestone reached, so late or repeated events never move it back."""
+
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"), Index("ix_orders_buyer", "buyer_id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id"))
+    external_id: Mapped[str] = mapped_column(String(128))
+    buyer_id: Mapped[int | None] = mapped_column(ForeignKey("buyers.id"))  # None until order.created arrives
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))  # if the event named it
+    # created | paid | shipped | delivered | refund_requested | closed
+    status: Mapped[str] = mapped_column(String(16), default="created")
+    amount: Mapped[str | None] = mapped_column(String(32))  # decimal string as the platform sent it
+    items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    ordered_at: Mapped[datetime | None]  # order.created's created_at
+    auto_close_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    shipped_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    refund_requested_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    first_seen_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Reminder(Base):
+    """A message (or agents' follow-up) due at a time: 催付 stages per order, follow-ups per conversation.
+
+    The ticker claims due rows; a row is fired at most once because sending and marking it `sent`
+    commit together. Uniqueness per (order, kind, stage), or per (conversation, kind, stage) for
+    conversation follow-ups, makes replanning on a repeated event a no-op."""
+
+    __tablename__ = "reminders"
+    __table_args__ = (
+        Index("ix_reminders_due", "status", "due_at"),
+        Index("uq_reminders_order_stage", "order_id", "kind", "stage", unique=True),
+        Index("uq_reminders_conversation_stage", "conversation_id", "kind", "stage", unique=True,
+              sqlite_where=text("order_id IS NULL"), postgresql_where=text("order_id IS NULL")),
+        Index("ix_reminders_buyer_sent", "buyer_id", "sent_at"),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    kind: Mapped[str] = mapped_column(String(32))  # payment | consult_followup | after_delivery | aftersales_followup
+    stage: Mapped[int] = mapped_column(Integer)
+    template: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|claimed|sent|cancelled|skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)  # why skipped / cancelled / deferred / suggested
+    reply_id: Mapped[str | None] = mapped_column(String(64))  # the outbox reply it became
+    suggestion_id: Mapped[int | None] = mapped_column(ForeignKey("suggestions.id"))  # or the agents' suggestion
+    sent_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

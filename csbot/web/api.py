@@ -10,6 +10,7 @@ from csbot.errors import Conflict, MalformedEvent, NotFound, UnknownShop
 from csbot.ingest.events import parse_json
 from csbot.keys import clock_key, db_key, outbox_key, settings_key
 from csbot.pipeline import accept_suggestion
+from csbot.reminders import repo as reminders_repo
 from csbot.store import repo
 from csbot.store.models import Buyer, Conversation, Message, OutboxItem, Suggestion
 from csbot.web.middlewares import json_response
@@ -83,9 +84,12 @@ async def get_conversation(request: web.Request) -> web.Response:
             raise NotFound(f"no conversation {conv_id}")
         messages = await repo.messages_of(tx, conv_id)
         pending = await repo.pending_suggestions(tx, conv_id)
+        follow_ups = await reminders_repo.list_reminders(tx, conversation_id=conv_id, status="pending")
     return json_response(conversation_json(*pair) | {
         "messages": [message_json(m) for m in messages],
         "suggestions": [suggestion_json(s) for s in pending],
+        # e.g. an after-sales case: due_at is the 48-hour resolve deadline
+        "follow_ups": [{"kind": f.reminder.kind, "due_at": _iso(f.reminder.due_at)} for f in follow_ups],
     })
 
 

@@ -6,7 +6,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from csbot.keys import db_key
-from csbot.web import api, webhooks
+from csbot.web import api, reminders, webhooks
 from csbot.web.middlewares import json_response
 
 
@@ -27,4 +27,7 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/outbox", api.list_outbox),
         web.post("/api/shops/{shop}/buyers/{buyer}/blacklist", api.blacklist),
         web.delete("/api/shops/{shop}/buyers/{buyer}/blacklist", api.blacklist),
+        web.get("/api/reminders", reminders.list_reminders),
+        web.get("/api/reminders/stats", reminders.reminder_stats),
+        web.post("/api/orders/{id}/reminders/cancel", reminders.cancel_order_reminders),
     ])
