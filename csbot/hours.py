@@ -45,12 +45,14 @@ class BusinessHours:
         return day.isoweekday() in self.weekdays and day not in self.holidays
 
     def _intervals(self, first: date, days: int) -> Iterator[tuple[datetime, datetime]]:
+        """Open intervals in order of their start, day by day from `first`."""
         zone = self.zone
+        shifts = sorted(self.shifts, key=lambda s: s.start)
         for offset in range(days):
             day = first + timedelta(days=offset)
             if not self._open_day(day):
                 continue
-            for shift in self.shifts:
+            for shift in shifts:
                 start = datetime.combine(day, shift.start, zone)
                 end_day = day + timedelta(days=1) if shift.overnight else day
                 yield start, datetime.combine(end_day, shift.end, zone)
@@ -68,15 +70,14 @@ class BusinessHours:
         """
         local = instant.astimezone(self.zone)
         yesterday = local.date() - timedelta(days=1)
-        best: datetime | None = None
+        # Intervals come in order of their start, so the first one starting after `local` is the
+        # next opening, and any interval containing `local` comes before it.
         for start, end in self._intervals(yesterday, _LOOKAHEAD_DAYS):
             if start <= local < end:
                 return instant
-            if start > local and (best is None or start < best):
-                best = start
-        if best is None:
-            raise ValueError("the shop never opens in the next year")
-        return best
+            if start > local:
+                return start
+        raise ValueError("the shop never opens in the next year")
 
     def describe(self, locale: str) -> str:
         """'每天 08:30-23:00' / 'Mon-Fri 09:00-18:00' for the offline reply."""

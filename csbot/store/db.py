@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,11 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time. Queue this process's writers here, in FIFO order, instead of
+        # letting them sleep in SQLite's busy handler: that handler is unfair and polls, which gave
+        # multi-second tail latencies and, under load, "database is locked" past the busy timeout.
+        # Other processes on the same file are still kept apart by SQLite itself (busy_timeout).
+        self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -47,8 +53,12 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
-        """A write transaction: commits on success, rolls back on any exception."""
-        async with self._sessions() as session, session.begin():
+        """A write transaction: commits on success, rolls back on any exception. Not re-entrant."""
+        if self._write_lock is None:
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._write_lock, self._sessions() as session, session.begin():
             yield session
 
     @asynccontextmanager
