@@ -8,13 +8,17 @@ share their syllables). Each trigger has two encodings: its text (characters and
 
 Per message we look up an inverted index of unit bigrams to shortlist triggers (never a linear scan),
 score the shortlist with RapidFuzz (whole-string ratio, and containment of a short trigger in a long
-message), keep the best trigger per intent, penalise intents whose negative examples fit better than their
-triggers, and abstain when the best score is under the intent's threshold or too close to the runner-up.
+message) -- skipping a trigger whose cheap upper bound cannot beat what its intent already holds, which
+keeps a 10k-trigger library fast without changing any score -- keep the best trigger per intent,
+penalise intents whose negative examples fit better than their triggers, and abstain when the best score
+is under the intent's threshold or too close to the runner-up. ``rank_parts`` does the same per question
+of a message that asks several ("包邮吗 什么时候发货").
 """
 
 from __future__ import annotations
 
 import heapq
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,6 +65,9 @@ ENGLISH_STOPWORDS = frozenset(
 #: English words carry more meaning than one Chinese character; count each as this many units of length.
 WORD_WEIGHT = 2.0
 
+#: Float slack on score bounds, so a bound computed in another order of operations never undercuts a score.
+BOUND_SLACK = 1e-6
+
 NUMBER_UNIT = "#"
 SIZE_UNIT = "\u00a7"
 SIZE_WORDS = frozenset({"xs", "s", "m", "l", "xl", "xxl", "xxxl"})  # "s" only ever stands alone in Chinese
@@ -85,7 +92,21 @@ class Ranking:
     reason: str  # "confident" | "below_threshold" | "ambiguous" | "empty"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class _Units:
+    """One encoding (text or sound) of a trigger, with what scoring needs precomputed at build time."""
+
+    units: str
+    unit_set: frozenset[str]
+    length: int
+    distinct: int  # len(unit_set)
+    repeat: int  # how often its most repeated unit occurs
+    contain_ok: bool  # not empty and not a lone number, which is no evidence inside a sentence
+    single: bool  # weighs less than two units: evidence inside a very short message only
+    contain_cost: float  # CONTAIN_LENGTH / weighted length
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     """One trigger or negative example, encoded."""
 
@@ -93,16 +114,18 @@ class _Entry:
     trigger: str
     negative: bool
     english: bool
-    text: str
-    sound: str
+    text: _Units
+    sound: _Units
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Encoded:
     text: str
     sound: str
     english: bool
     has_cjk: bool
+    text_set: frozenset[str]
+    sound_set: frozenset[str]
 
 
 class Matcher:
@@ -143,6 +166,33 @@ class Matcher:
             return Ranking(normalized, candidates, None, "ambiguous")
         return Ranking(normalized, candidates, top, "confident")
 
+    def rank_parts(self, normalized: Normalized, limit: int = 3) -> list[Ranking]:
+        """One Ranking per question in the message ("包邮吗 什么时候发货"), confident parts best first.
+
+        The original text is split into parts at clause punctuation, at spaces between Chinese clauses and
+        after a question particle that ends a question inside a run (有货吗走什么快递). Each part is ranked
+        on its own; the confident ones are returned, one per intent (the better part wins), best score
+        first. A message of one part, or one where no part is confident, gives ``[rank(normalized)]``, so
+        the list is never empty and its first element is what the pipeline would act on anyway.
+        """
+        parts = [normalize(p) for p in split_questions(normalized.original)]
+        parts = [p for p in parts if p.text]
+        if len(parts) < 2:
+            return [self.rank(normalized, limit)]
+        best: dict[str, tuple[int, Ranking]] = {}
+        for position, part in enumerate(parts):
+            ranking = self.rank(part, limit)
+            top = ranking.top
+            if top is None:
+                continue
+            held = best.get(top.intent)
+            if held is None or top.score > _top_score(held[1]):
+                best[top.intent] = (position, ranking)
+        if not best:
+            return [self.rank(normalized, limit)]
+        ordered = sorted(best.values(), key=lambda row: (-_top_score(row[1]), row[0]))
+        return [ranking for _, ranking in ordered]
+
     def would_auto_send(self, ranking: Ranking) -> bool:
         top = ranking.top
         if top is None:
@@ -164,7 +214,10 @@ class Matcher:
             # By sound, a final 吗 (ma) is also the 麻 of 麻烦 or the 码 of 尺码: don't let it align.
             sound = sound[:-1]
         index = len(self._entries)
-        self._entries.append(_Entry(intent, trigger, negative, encoded.english, encoded.text, sound))
+        weight = WORD_WEIGHT if encoded.english else 1.0
+        self._entries.append(
+            _Entry(intent, trigger, negative, encoded.english, _units(encoded.text, weight), _units(sound, weight))
+        )
         keys = _keys(encoded.text) | _keys(encoded.sound)
         self._key_counts.append(len(keys))
         for key in keys:
@@ -205,30 +258,59 @@ class Matcher:
             sound_units = [code("s", s) if s in PINYIN_SYLLABLES else word(s) for s in normalized.pinyin.split()]
             if not has_cjk:  # typed pinyin: its "text" is its sound
                 text_units = sound_units
-        return _Encoded("".join(text_units), "".join(sound_units), english, has_cjk)
+        text, sound = "".join(text_units), "".join(sound_units)
+        return _Encoded(text, sound, english, has_cjk, frozenset(text), frozenset(sound))
 
     # -- scoring -----------------------------------------------------------------------------------------
 
     def _shortlist(self, message: _Encoded) -> list[int]:
         counts: Counter[int] = Counter()
-        for key in _keys(message.text) | _keys(message.sound) | set(message.text) | set(message.sound):
-            counts.update(self._postings.get(key, ()))
+        postings = self._postings
+        # Sorted: the Counter's insertion order breaks ties in the shortlist, and set order varies per process.
+        for key in sorted(_keys(message.text) | _keys(message.sound) | message.text_set | message.sound_set):
+            found = postings.get(key)
+            if found is not None:
+                counts.update(found)
         # Share of each trigger's own keys found in the message: a short trigger fully inside the message
         # outranks a long one that merely shares a common bigram (什么, 怎么).
         key_counts = self._key_counts
-        return heapq.nlargest(SHORTLIST, counts, key=lambda i: counts[i] / key_counts[i])
+        # Tuples compare in C (no key function per candidate); -order keeps nlargest's stable tie-break.
+        ranked = [(count / key_counts[i], -order, i) for order, (i, count) in enumerate(counts.items())]
+        return [i for _, _, i in heapq.nlargest(SHORTLIST, ranked)]
 
     def _best_per_intent(self, message: _Encoded) -> dict[str, Candidate]:
+        """Best trigger per intent over the shortlist, with negative examples applied.
+
+        Exact, but lazy: once an intent holds a score, a further trigger of it is scored only when a cheap
+        upper bound of its score (from lengths and the units it shares with the message) could beat that.
+        In a big library the shortlist is full of variants of the same few intents, so most are skipped.
+        """
         shortlist = [self._entries[i] for i in self._shortlist(message)]
         suppressed = _suppressed(shortlist, message)
-        positive: dict[str, Candidate] = {}
-        negative: dict[str, float] = {}
-        for entry in shortlist:
-            score = self._score(entry, message, suppressed)
+        with_sound = not message.english
+        sound_penalty = SOUND_PENALTY if message.has_cjk else 0.0
+        best: dict[str, tuple[float, _Entry]] = {}
+        negatives: list[_Entry] = []
+        for entry in shortlist:  # best share first, so an intent's best trigger tends to come early
             if entry.negative:
-                negative[entry.intent] = max(score, negative.get(entry.intent, 0.0))
-            elif entry.intent not in positive or score > positive[entry.intent].score:
-                positive[entry.intent] = Candidate(entry.intent, round(score, 1), entry.trigger)
+                negatives.append(entry)
+                continue
+            held = best.get(entry.intent)
+            if held is not None and not _may_beat(entry, message, with_sound, sound_penalty, held[0]):
+                continue  # cannot beat the held score; on a tie the earlier trigger stays, as when all are scored
+            score = self._score(entry, message, suppressed)
+            if held is None or score > held[0]:
+                best[entry.intent] = (score, entry)
+        positive = {intent: Candidate(intent, round(score, 1), e.trigger) for intent, (score, e) in best.items()}
+        negative: dict[str, float] = {}
+        for entry in negatives:
+            candidate = positive.get(entry.intent)
+            if candidate is None:
+                continue  # a negative example only ever pushes down an intent that has a candidate
+            floor = max(candidate.score - NEGATIVE_SLACK, negative.get(entry.intent, -1.0))
+            if not _may_beat(entry, message, with_sound, sound_penalty, floor - 2 * BOUND_SLACK):
+                continue
+            negative[entry.intent] = max(self._score(entry, message, suppressed), negative.get(entry.intent, 0.0))
         for intent, candidate in list(positive.items()):
             if negative.get(intent, 0.0) >= candidate.score - NEGATIVE_SLACK:
                 penalised = max(0.0, candidate.score - NEGATIVE_PENALTY)
@@ -236,41 +318,91 @@ class Matcher:
         return positive
 
     def _score(self, entry: _Entry, message: _Encoded, suppressed: set[tuple[str, str]]) -> float:
-        weight = WORD_WEIGHT if entry.english else 1.0
-        score = _similarity(message.text, entry.text, weight, (entry.intent, entry.text) in suppressed)
+        text = entry.text
+        score = _similarity(message.text, message.text_set, text, (entry.intent, text.units) in suppressed)
         if not message.english and not entry.english:
             penalty = SOUND_PENALTY if message.has_cjk else 0.0
+            sound = entry.sound
             # Two syllables inside a sentence are too often another word's (收货人 holds the huo ren of 活人).
-            contain = not message.has_cjk or len(entry.sound) >= SOUND_CONTAIN_MIN
-            sound = _similarity(
-                message.sound, entry.sound, weight, not contain or (entry.intent, entry.sound) in suppressed
-            )
-            score = max(score, sound - penalty)
+            contain = not message.has_cjk or sound.length >= SOUND_CONTAIN_MIN
+            if _bound(message.sound, message.sound_set, sound, contain) - penalty <= score:
+                return score  # the sound cannot do better than the characters already did
+            blocked = not contain or (entry.intent, sound.units) in suppressed
+            score = max(score, _similarity(message.sound, message.sound_set, sound, blocked) - penalty)
         return score
 
 
-def _similarity(message: str, trigger: str, weight: float, suppressed: bool) -> float:
+def _units(units: str, weight: float) -> _Units:
+    length = len(units) * weight
+    return _Units(
+        units=units,
+        unit_set=frozenset(units),
+        length=len(units),
+        distinct=len(set(units)),
+        repeat=max(Counter(units).values(), default=1),
+        contain_ok=units != NUMBER_UNIT * len(units),
+        single=length < 2,
+        contain_cost=CONTAIN_LENGTH / length if length else 0.0,
+    )
+
+
+def _may_beat(entry: _Entry, message: _Encoded, with_sound: bool, sound_penalty: float, held: float) -> bool:
+    """Could :meth:`Matcher._score` of this entry exceed ``held``? Upper bounds only, text before sound."""
+    if _bound(message.text, message.text_set, entry.text, True) > held:
+        return True
+    if not with_sound or entry.english:
+        return False
+    sound = entry.sound
+    contain = not message.has_cjk or sound.length >= SOUND_CONTAIN_MIN
+    return _bound(message.sound, message.sound_set, sound, contain) - sound_penalty > held
+
+
+def _bound(message: str, message_set: frozenset[str], trigger: _Units, may_contain: bool) -> float:
+    """An upper bound of :func:`_similarity`, from lengths and shared units only (no alignment).
+
+    Any alignment (ratio, or partial_ratio's window) matches at most ``shared`` units of the trigger:
+    those whose unit occurs in the message at all, counted with the trigger's largest repeat.
+    """
+    lm, lt = len(message), trigger.length
+    present = len(trigger.unit_set & message_set)
+    shared = present * trigger.repeat
+    if shared > lt:
+        shared = lt
+    bound = 200.0 * (shared if shared < lm else lm) / (lm + lt + 1e-9)  # Indel ratio: 2 * common / total
+    if may_contain and trigger.contain_ok and lt < lm and (lm <= SHORT_MESSAGE or not trigger.single):
+        cover = trigger.contain_cost + CONTAIN_COVER * (1 - lt / lm)
+        if present == trigger.distinct:  # found, or every unit there in another order (bag)
+            contained = 100.0 + EARLY_BONUS - cover
+        elif lt >= 3:  # partial_ratio over a window (or a shorter one at an edge) of the message
+            contained = 200.0 * shared / (lt + shared) - FUZZY_CONTAIN_PENALTY - cover
+        else:
+            contained = 0.0
+        if contained > bound:
+            bound = contained
+    return bound + BOUND_SLACK
+
+
+def _similarity(message: str, message_set: frozenset[str], entry: _Units, suppressed: bool) -> float:
     """Whole-string similarity, or containment of the (shorter) trigger in the message, 0..100."""
+    trigger = entry.units
     score = fuzz.ratio(message, trigger)
-    if len(message) < len(trigger) and message in trigger:
+    lm, lt = len(message), len(trigger)
+    if lm < lt and message in trigger:
         return score - FRAGMENT_PENALTY
-    if suppressed or len(trigger) >= len(message):
+    if suppressed or lt >= lm or not entry.contain_ok:
         return score
-    length = len(trigger) * weight
-    if trigger == NUMBER_UNIT * len(trigger):
-        return score  # a number alone is no evidence of anything inside a sentence
-    if length < 2 and len(message) > SHORT_MESSAGE:
+    if entry.single and lm > SHORT_MESSAGE:
         return score  # one character is no evidence inside a longer message (人 in 你们公司有多少人)
     at = message.find(trigger)
     if at >= 0:
-        partial = 100.0 + EARLY_BONUS * (1 - at / len(message))
-    elif len(trigger) >= 3:
+        partial = 100.0 + EARLY_BONUS * (1 - at / lm)
+    elif lt >= 3:
         partial = fuzz.partial_ratio(trigger, message) - FUZZY_CONTAIN_PENALTY
-        if len(trigger) >= BAG_MIN_UNITS and set(trigger) <= set(message):
+        if lt >= BAG_MIN_UNITS and entry.unit_set <= message_set:
             partial = max(partial, 100.0 - BAG_PENALTY)
     else:
         return score
-    contained = partial - CONTAIN_LENGTH / length - CONTAIN_COVER * (1 - len(trigger) / len(message))
+    contained = partial - entry.contain_cost - CONTAIN_COVER * (1 - lt / lm)
     return max(score, contained)
 
 
@@ -283,14 +415,41 @@ def _suppressed(entries: Iterable[_Entry], message: _Encoded) -> set[tuple[str, 
     for entry in entries:
         if entry.negative:
             continue
-        for units, whole in ((entry.text, message.text), (entry.sound, message.sound)):
+        for units, whole in ((entry.text.units, message.text), (entry.sound.units, message.sound)):
             if units and units in whole:
                 found.append((entry.intent, units))
-    return {
-        (intent, units)
-        for intent, units in found
-        if any(other != intent and len(longer) > len(units) and units in longer for other, longer in found)
-    }
+    if len(found) < 2:
+        return set()
+    # Longest first: each found trigger needs checking only against the longer ones before it.
+    ordered = sorted(set(found), key=lambda f: -len(f[1]))
+    suppressed: set[tuple[str, str]] = set()
+    for at, (intent, units) in enumerate(ordered):
+        for other, longer in ordered[:at]:
+            if other != intent and len(longer) > len(units) and units in longer:
+                suppressed.add((intent, units))
+                break
+    return suppressed
+
+
+#: Where one question ends and the next may start: clause punctuation (full- and half-width) and line breaks.
+CLAUSE_BREAK = re.compile(r"[，,。？?！!；;、~～\n\r…]+|(?<!\d)\.+(?!\d)")  # not the . of 3.5
+#: A space between two Chinese characters separates clauses (包邮吗 什么时候发货); between words it does not.
+CJK_SPACE = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=[\u3400-\u9fff])")
+#: 吗 ends a question; when two more Chinese characters follow in the same run, a second question starts.
+AFTER_MA = re.compile(r"(?<=[吗嘛])(?=[\u3400-\u9fff]{2})")
+
+
+def split_questions(text: str) -> list[str]:
+    """Raw buyer text -> its question parts, in order (not normalised; empty parts dropped)."""
+    parts: list[str] = []
+    for clause in CLAUSE_BREAK.split(text):
+        for piece in CJK_SPACE.split(clause):
+            parts.extend(p.strip() for p in AFTER_MA.split(piece) if p.strip())
+    return parts
+
+
+def _top_score(ranking: Ranking) -> float:
+    return ranking.top.score if ranking.top is not None else 0.0
 
 
 def _keys(units: str) -> set[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from csbot.library import Intent, Library, LibrarySet, load_libraries
-from csbot.match import Matcher, Ranking
+from csbot.match import SOUND_PENALTY, Matcher, Ranking, _may_beat, _suppressed, split_questions
 from csbot.normalize import normalize
 
 LIBRARY_DIR = Path(__file__).resolve().parents[1] / "scripts_library"
@@ -170,3 +170,70 @@ def test_trigger_count_counts_every_locale(matcher: Matcher) -> None:
     libraries = load_libraries(LIBRARY_DIR)
     expected = sum(len(i.triggers) for lib in libraries.libraries.values() for i in lib.intents.values())
     assert matcher.trigger_count == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "parts"),
+    [
+        ("包邮吗 什么时候发货", ["包邮吗", "什么时候发货"]),
+        ("包邮吗？什么时候发货", ["包邮吗", "什么时候发货"]),
+        ("有货吗走什么快递", ["有货吗", "走什么快递"]),  # 吗 ends a question inside one run
+        ("是3.5kg的吗", ["是3.5kg的吗"]),  # a decimal point is not a clause break
+        ("when will it ship? is shipping free", ["when will it ship", "is shipping free"]),
+        ("什么时候发货", ["什么时候发货"]),
+    ],
+)
+def test_split_questions(text: str, parts: list[str]) -> None:
+    assert split_questions(text) == parts
+
+
+@pytest.mark.parametrize(
+    ("text", "intents"),
+    [
+        ("包邮吗 什么时候发货", ["shipping_fee", "ship_time"]),
+        ("有货吗走什么快递", ["stock", "shipping_fee"]),
+        ("is shipping free? when will it ship", ["shipping_fee", "ship_time"]),
+        ("能开发票吗？能开发票吗", ["invoice"]),  # one ranking per intent
+    ],
+)
+def test_rank_parts_gives_one_confident_ranking_per_question(matcher: Matcher, text: str, intents: list[str]) -> None:
+    rankings = matcher.rank_parts(normalize(text))
+    assert sorted(r.top.intent for r in rankings if r.top) == sorted(intents)
+    scores = [r.top.score for r in rankings if r.top]
+    assert scores == sorted(scores, reverse=True)  # best first
+
+
+def test_rank_parts_of_one_question_is_rank(matcher: Matcher) -> None:
+    text = normalize("这款还有货吗")
+    assert matcher.rank_parts(text) == [matcher.rank(text)]
+
+
+def test_rank_parts_falls_back_to_the_whole_message_when_no_part_is_confident(matcher: Matcher) -> None:
+    text = normalize("嗯嗯，好")
+    assert matcher.rank_parts(text) == [matcher.rank(text)]
+    assert matcher.rank_parts(text)[0].top is None
+
+
+def test_scores_do_not_depend_on_the_trigger_order_or_the_process() -> None:
+    """The shortlist is deterministic: the same library in another order ranks the same."""
+    forward = _small(_intent("a", ("退货", "退货吗", "我要退货")), _intent("b", ("换货", "换货吗")))
+    backward = _small(_intent("b", ("换货吗", "换货")), _intent("a", ("我要退货", "退货吗", "退货")))
+    for text in ("退货吗", "我要换货", "退货还是换货"):
+        a, b = forward.rank(normalize(text), limit=5), backward.rank(normalize(text), limit=5)
+        assert [(c.intent, c.score) for c in a.candidates] == [(c.intent, c.score) for c in b.candidates]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["包邮吗", "这个什么时候能发货呀", "bao you ma", "退款就不用了，给我换个L码吧", "where is my parcel", "在吗在吗",
+     "优惠券领了怎么用不了", "300卖不卖", "收到的杯子碎了，要退款", "can i get an invoice for this order"],
+)
+def test_score_bounds_never_undercut_a_score(matcher: Matcher, text: str) -> None:
+    """Skipping a trigger by its bound is exact only if the bound is never below the real score."""
+    message = matcher._encode(normalize(text), learn=False)
+    shortlist = [matcher._entries[i] for i in matcher._shortlist(message)]
+    suppressed = _suppressed(shortlist, message)
+    penalty = SOUND_PENALTY if message.has_cjk else 0.0
+    for entry in shortlist:
+        score = matcher._score(entry, message, suppressed)
+        assert _may_beat(entry, message, not message.english, penalty, score - 1e-3), entry.trigger

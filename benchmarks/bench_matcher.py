@@ -1,0 +1,150 @@
+"""Matcher speed and top-1 against RapidFuzz WRatio extractOne and difflib, same triggers, same run.
+
+    python benchmarks/bench_matcher.py [--sizes 1000,real,10000,100000] [--rounds 3]
+
+Per library size: µs per message (p50/p99) for ``Matcher.rank`` on the normalised dev-set messages, for
+``rapidfuzz.process.extractOne(text, triggers, scorer=fuzz.WRatio)`` and for ``difflib.get_close_matches``
+over the same normalised trigger strings, and top-1 on dev.jsonl for each. A baseline abstains below a
+cutoff; its cutoff is the one that maximises its own dev top-1 (generous to the baselines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import gc
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import dev_rows, inflate, real_libraries, save, summary, trigger_total  # noqa: E402
+from rapidfuzz import fuzz, process  # noqa: E402
+
+from csbot.evaluate import evaluate  # noqa: E402
+from csbot.library import TAXONOMY, LibrarySet  # noqa: E402
+from csbot.match import Matcher  # noqa: E402
+from csbot.normalize import Normalized, normalize  # noqa: E402
+
+DIFFLIB_MAX_MESSAGES = {10_000: 100, 100_000: 30}  # difflib is linear and slow: fewer messages when big
+
+
+def _choices(libraries: LibrarySet) -> tuple[list[str], list[str]]:
+    texts: list[str] = []
+    intents: list[str] = []
+    for lib in libraries.libraries.values():
+        for intent in lib.intents.values():
+            for trigger in intent.triggers:
+                text = normalize(trigger).text
+                if text:
+                    texts.append(text)
+                    intents.append(intent.id)
+    return texts, intents
+
+
+def _top1(predictions: list[tuple[str | None, float]], labels: list[str], cutoff: float) -> float:
+    right = 0
+    for (intent, score), label in zip(predictions, labels, strict=True):
+        predicted = intent if intent is not None and score >= cutoff else None
+        predicted = predicted if predicted in TAXONOMY else None
+        right += (predicted is None) if label == "other" else (predicted == label)
+    return right / len(labels)
+
+
+def _best_cutoff(predictions: list[tuple[str | None, float]], labels: list[str]) -> tuple[float, float]:
+    candidates = sorted({round(s, 3) for _, s in predictions} | {0.0})
+    return max(((_top1(predictions, labels, c), c) for c in candidates), key=lambda x: (x[0], -x[1]))
+
+
+def _timed(fn: Callable[[Normalized], object], args_list: list[Normalized], rounds: int) -> list[float]:
+    samples: list[float] = []
+    for _ in range(rounds):
+        gc.collect()
+        for args in args_list:
+            start = time.perf_counter_ns()
+            fn(args)
+            samples.append((time.perf_counter_ns() - start) / 1000)
+    return samples
+
+
+def run(size: int | None, rounds: int) -> dict[str, object]:
+    base = real_libraries()
+    libraries = base if size is None else inflate(base, size)
+    rows = dev_rows()
+    labels = [label for _, label in rows]
+    messages = [normalize(text) for text, _ in rows]
+    started = time.perf_counter()
+    matcher = Matcher(libraries)
+    build_s = time.perf_counter() - started
+    texts, intents = _choices(libraries)
+
+    matcher_us = _timed(matcher.rank, messages, rounds)
+    report = evaluate(matcher, rows)
+
+    def wratio(m: Normalized) -> tuple[str, float, int] | None:
+        found: tuple[str, float, int] | None = process.extractOne(m.text, texts, scorer=fuzz.WRatio, processor=None)
+        return found
+
+    wratio_us = _timed(wratio, messages, 1)  # baselines: one pass (300 samples); they are 10-1000x slower
+    wratio_pred: list[tuple[str | None, float]] = []
+    for m in messages:
+        best = wratio(m)
+        wratio_pred.append((intents[best[2]], best[1]) if best else (None, 0.0))
+    wratio_top1, wratio_cut = _best_cutoff(wratio_pred, labels)
+
+    limit = DIFFLIB_MAX_MESSAGES.get(size or 0, len(messages))
+    index_of = {t: i for i, t in enumerate(texts)}
+
+    def close(m: Normalized) -> list[str]:
+        return difflib.get_close_matches(m.text, texts, n=1)
+
+    difflib_us = _timed(close, messages[:limit], 1)
+    difflib_pred: list[tuple[str | None, float]] = []
+    if size is None:  # top-1 only at the real library size (a full pass at 100k takes minutes)
+        for m in messages:
+            found = close(m)
+            difflib_pred.append(
+                (intents[index_of[found[0]]], difflib.SequenceMatcher(None, m.text, found[0]).ratio())
+                if found else (None, 0.0)
+            )
+    difflib_top1, difflib_cut = _best_cutoff(difflib_pred, labels) if difflib_pred else (None, None)
+    m_sum, w_sum, d_sum = summary(matcher_us), summary(wratio_us), summary(difflib_us)
+    return {
+        "size": "real" if size is None else size,
+        "triggers": trigger_total(libraries),
+        "build_s": round(build_s, 2),
+        "matcher_us": m_sum,
+        "wratio_us": w_sum,
+        "difflib_us": d_sum,
+        "difflib_messages": limit,
+        "ratio_p50_vs_wratio": m_sum["p50"] / w_sum["p50"],
+        "ratio_p99_vs_wratio": m_sum["p99"] / w_sum["p99"],
+        "ratio_p50_vs_difflib": m_sum["p50"] / d_sum["p50"],
+        "ratio_p99_vs_difflib": m_sum["p99"] / d_sum["p99"],
+        "top1": {"csbot": report.top1, "wratio": wratio_top1, "difflib": difflib_top1},
+        "cutoffs": {"wratio": wratio_cut, "difflib": difflib_cut},
+        "wrong_auto_send_rate": report.wrong_auto_send_rate,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,real,10000,100000")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    results = []
+    for raw in args.sizes.split(","):
+        size = None if raw == "real" else int(raw)
+        result = run(size, args.rounds)
+        m, w, d = result["matcher_us"], result["wratio_us"], result["difflib_us"]
+        print(f"{result['triggers']:>7} triggers  csbot p50 {m['p50']:8.0f} µs p99 {m['p99']:8.0f} µs | "  # type: ignore[index]
+              f"WRatio p50 {w['p50']:8.0f} p99 {w['p99']:8.0f} | difflib p50 {d['p50']:9.0f} p99 {d['p99']:9.0f} | "  # type: ignore[index]
+              f"top1 {result['top1']}", flush=True)
+        results.append(result)
+    save("matcher", {"python": sys.version.split()[0], "rounds": args.rounds, "results": results})
+
+
+if __name__ == "__main__":
+    main()
