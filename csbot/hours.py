@@ -100,16 +100,21 @@ class BusinessHours:
 
     def describe_next_open(self, instant: datetime, locale: str) -> str:
         """'今天 13:00' / '明天 08:30' / '11月25日 08:30' (English alike), in shop time."""
-        opening = self.next_open(instant).astimezone(self.zone)
-        days = (opening.date() - instant.astimezone(self.zone).date()).days
-        zh = locale.startswith("zh")
-        if days == 0:
-            day = "今天" if zh else "today"
-        elif days == 1:
-            day = "明天" if zh else "tomorrow"
-        else:
-            day = f"{opening.month}月{opening.day}日" if zh else f"{opening:%b} {opening.day}"
-        return f"{day} {opening:%H:%M}"
+        return describe_when(self.next_open(instant), instant, self.zone, locale)
+
+
+def describe_when(instant: datetime, now: datetime, zone: ZoneInfo, locale: str) -> str:
+    """'今天 10:00' / '明天 10:00' / '11月25日 10:00' (English alike): `instant` in shop time, seen from `now`."""
+    local = instant.astimezone(zone)
+    days = (local.date() - now.astimezone(zone).date()).days
+    zh = locale.startswith("zh")
+    if days == 0:
+        day = "今天" if zh else "today"
+    elif days == 1:
+        day = "明天" if zh else "tomorrow"
+    else:
+        day = f"{local.month}月{local.day}日" if zh else f"{local:%b} {local.day}"
+    return f"{day} {local:%H:%M}"
 
 
 @dataclass(frozen=True)

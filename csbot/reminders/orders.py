@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from csbot.config import ShopSettings
 from csbot.errors import UnknownShop
+from csbot.hours import describe_when
 from csbot.ingest.events import OrderCreated, OrderEvent
 from csbot.pipeline import PipelineDeps
 from csbot.reminders import plans
@@ -124,17 +124,3 @@ def reminder_variables(kind: str, order: Order | None, shop: ShopSettings, local
         "items_text": items_text,
         "auto_close_at": "" if close is None else describe_when(close, now, shop.hours.zone, locale),
     }
-
-
-def describe_when(instant: datetime, now: datetime, zone: ZoneInfo, locale: str) -> str:
-    """'今天 10:00' / '明天 10:00' / '11月25日 10:00' (English alike), in shop time."""
-    local = instant.astimezone(zone)
-    days = (local.date() - now.astimezone(zone).date()).days
-    zh = locale.startswith("zh")
-    if days == 0:
-        day = "今天" if zh else "today"
-    elif days == 1:
-        day = "明天" if zh else "tomorrow"
-    else:
-        day = f"{local.month}月{local.day}日" if zh else f"{local:%b} {local.day}"
-    return f"{day} {local:%H:%M}"
