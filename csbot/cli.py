@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from csbot.calibrate import add_calibrate_command
 from csbot.clock import SystemClock
 from csbot.config import ConfigError, Settings, load_settings
 
@@ -77,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lint", help="check the script library and templates")
     p.set_defaults(run=cmd_lint)
 
+    add_calibrate_command(sub)
+
     p = sub.add_parser("reminders", help="list or cancel payment reminders and follow-ups")
     rsub = p.add_subparsers(required=True, metavar="ACTION")
     r = rsub.add_parser("list", help="what will be sent when, and why something was skipped")
@@ -89,6 +92,26 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("order")
     r.add_argument("--shop", help="when the same order id exists in several shops")
     r.set_defaults(run=cmd_reminders_cancel)
+
+    p = sub.add_parser("users", help="console accounts and API tokens")
+    usub = p.add_subparsers(required=True, metavar="ACTION")
+    u = usub.add_parser("add", help="create a user (or reset an existing user's role and password)")
+    u.add_argument("name")
+    u.add_argument("--role", choices=["agent", "supervisor"], default="agent")
+    u.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    u.set_defaults(run=cmd_users_add)
+    u = usub.add_parser("token", help="issue an API token acting as the user (printed once)")
+    u.add_argument("name")
+    u.add_argument("--label", default="")
+    u.set_defaults(run=cmd_users_token)
+    u = usub.add_parser("list", help="list users and roles")
+    u.set_defaults(run=cmd_users_list)
+
+    p = sub.add_parser("learn", help="propose library changes from agents' accept/edit/reject history")
+    p.add_argument("--approve", nargs="+", metavar="ID", help="write these proposals into the library files")
+    p.add_argument("--by", default=os.environ.get("USER", "cli"), help="who approves (recorded in the YAML)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_learn)
     return parser
 
 
@@ -327,4 +350,135 @@ def cmd_reminders_cancel(args: argparse.Namespace, settings: Settings) -> int:
         print(f"csbot: no order {args.order!r}", file=sys.stderr)
         return EXIT_PROBLEMS
     print(f"order {args.order}: {cancelled} pending reminder(s) cancelled")
+    return EXIT_OK
+
+
+# --- users and learning ----------------------------------------------------------------------------
+
+
+def _read_password(from_stdin: bool) -> str | None:
+    import getpass
+
+    if from_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    return first if getpass.getpass("again: ") == first else None
+
+
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.console import auth
+    from csbot.console import repo as console_repo
+    from csbot.store.db import Database
+
+    password = _read_password(args.password_stdin)
+    if password is None:
+        print("csbot: the passwords differ", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        hashed = auth.hash_password(password)
+    except ValueError as exc:
+        print(f"csbot: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def add() -> None:
+        db = await Database.open(settings.database_url)
+        try:
+            async with db.transaction() as tx:
+                await console_repo.add_user(tx, name=args.name, role=args.role, password_hash=hashed,
+                                            now=SystemClock().now())
+        finally:
+            await db.close()
+
+    asyncio.run(add())
+    print(f"user {args.name} ({args.role}) saved")
+    return EXIT_OK
+
+
+def cmd_users_token(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.console import auth
+    from csbot.console import repo as console_repo
+    from csbot.store.db import Database
+
+    token = auth.new_token()
+
+    async def issue() -> bool:
+        db = await Database.open(settings.database_url)
+        try:
+            async with db.transaction() as tx:
+                user = await console_repo.user_by_name(tx, args.name)
+                if user is None:
+                    return False
+                await console_repo.add_api_token(tx, user_id=user.id, token_hash=auth.token_hash(token),
+                                                 label=args.label, now=SystemClock().now())
+                return True
+        finally:
+            await db.close()
+
+    if not asyncio.run(issue()):
+        print(f"csbot: no user {args.name!r} (csbot users add NAME first)", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(token)
+    return EXIT_OK
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.console import repo as console_repo
+    from csbot.store.db import Database
+
+    async def fetch() -> list[tuple[str, str, bool]]:
+        db = await Database.open(settings.database_url)
+        try:
+            async with db.read() as tx:
+                return [(u.name, u.role, u.disabled_at is None) for u in await console_repo.list_users(tx)]
+        finally:
+            await db.close()
+
+    for name, role, active in asyncio.run(fetch()):
+        print(f"{name:<24} {role:<10} {'active' if active else 'disabled'}")
+    return EXIT_OK
+
+
+def cmd_learn(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.console import learn
+    from csbot.store.db import Database
+
+    libraries, _ = _load_matcher(settings)
+
+    async def fetch() -> list[learn.Feedback]:
+        db = await Database.open(settings.database_url)
+        try:
+            async with db.read() as tx:
+                return await learn.history(tx)
+        finally:
+            await db.close()
+
+    def locale_of(shop_id: str) -> str:
+        shop = settings.shop(shop_id)
+        return shop.locale if shop is not None else "zh-CN"
+
+    proposals = learn.propose(asyncio.run(fetch()), libraries, locale_of)
+    if args.approve:
+        chosen = [p for p in proposals if p.id in set(args.approve)]
+        missing = set(args.approve) - {p.id for p in chosen}
+        if missing:
+            print(f"csbot: not (or no longer) proposed: {', '.join(sorted(missing))}", file=sys.stderr)
+            return EXIT_PROBLEMS
+        try:
+            changed = learn.apply(chosen, libraries, library_dir=settings.library_dir,
+                                  templates_dir=settings.templates_dir, approved_by=args.by,
+                                  today=SystemClock().now().date())
+        except learn.LearnError as exc:
+            print(f"csbot: {exc}", file=sys.stderr)
+            return EXIT_PROBLEMS
+        for path in changed:
+            print(f"changed {path}")
+        print("review with `git diff`, then restart csbot")
+        return EXIT_OK
+    if args.json:
+        print(json.dumps([learn.proposal_json(p) for p in proposals], ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if not proposals:
+        print("no proposals yet")
+    for p in proposals:
+        print(f"{p.id}  {p.kind:<14} {p.locale}/{p.intent:<14} {p.text!r}  ({p.evidence}; {p.detail})")
     return EXIT_OK

@@ -79,6 +79,9 @@ class ShopSettings:
     topup_link: str = "https://shop.example/topup"
     free_shipping_over: float | None = 99.0
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    # [shops.<id>.channels.<name>]: platform options, validated by the channel's connector; secrets from
+    # CSBOT_SHOP_<ID>_<CHANNEL>_<KEY> (see csbot/ingest/connectors and docs/connectors.md)
+    channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,16 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    """The agents' console: sessions, cookies, and who may read /metrics."""
+
+    session_hours: float = 12.0  # a login lasts this long
+    secure_cookies: bool = False  # set true behind HTTPS: the session cookie is then never sent in clear
+    metrics_public: bool = True  # false: GET /metrics needs a token or a login like /api/*
+    locale: str = "zh-CN"  # the console's default language (zh-CN or en); ?lang= switches
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
@@ -116,6 +129,7 @@ class Settings:
     shops: Mapping[str, ShopSettings] = field(default_factory=lambda: {"demo": ShopSettings("demo", "示例小店")})
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     ticker: TickerSettings = field(default_factory=TickerSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def shop(self, shop_id: str) -> ShopSettings | None:
         return self.shops.get(shop_id)
@@ -156,7 +170,8 @@ _ENV_KEYS = {
     "CSBOT_OUTBOUND_URL": "outbound_url",
     "CSBOT_API_TOKEN": "api_token",
 }
-_TOP_KEYS = set(_ENV_KEYS.values()) | {"outbox", "ticker", "shops", "max_body_bytes", "timestamp_tolerance"}
+_TOP_KEYS = set(_ENV_KEYS.values()) | {"outbox", "ticker", "shops", "max_body_bytes", "timestamp_tolerance",
+                                        "console"}
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -181,6 +196,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     for env, key in _ENV_KEYS.items():
         if environ.get(env):
             data[key] = environ[env]
+    _channel_env(data, environ)
     return _settings(data, base)
 
 
@@ -214,6 +230,7 @@ def _settings(data: dict[str, Any], base: Path) -> Settings:
         shops=shops,
         outbox=_outbox(data.get("outbox", {})),
         ticker=_ticker(data.get("ticker", {})),
+        console=_console(data.get("console", {})),
     )
 
 
@@ -235,7 +252,7 @@ def _shop(shop_id: str, raw: Any) -> ShopSettings:
     if not isinstance(raw, dict):
         raise ConfigError(key, "must be a table")
     allowed = {"name", "agent_name", "locale", "hours", "auto_send", "bargain_ceiling", "couriers",
-               "topup_link", "free_shipping_over", "reminders"}
+               "topup_link", "free_shipping_over", "reminders", "channels"}
     _no_unknown(raw, allowed, key)
     d = ShopSettings(shop_id, shop_id)
     couriers_raw = raw.get("couriers")
@@ -262,7 +279,38 @@ def _shop(shop_id: str, raw: Any) -> ShopSettings:
         topup_link=_str(raw, "topup_link", d.topup_link, key),
         free_shipping_over=None if free_over is None else float(free_over),
         reminders=_reminders(f"{key}.reminders", raw.get("reminders", {})),
+        channels=_channels(f"{key}.channels", raw.get("channels", {})),
     )
+
+
+def _channel_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """CSBOT_SHOP_<ID>_<CHANNEL>_<KEY> overrides a declared channel's option (credentials belong in env)."""
+    shops = data.get("shops")
+    if not isinstance(shops, dict):
+        return
+    for shop_id, shop in shops.items():
+        channels = shop.get("channels") if isinstance(shop, dict) else None
+        for channel, options in (channels.items() if isinstance(channels, dict) else ()):
+            if not isinstance(options, dict):
+                continue
+            prefix = "_".join(("CSBOT_SHOP", shop_id, channel, "")).upper().replace("-", "_")
+            for env, value in environ.items():
+                if env.startswith(prefix) and value:
+                    options[env.removeprefix(prefix).lower()] = value
+
+
+def _channels(key: str, raw: Any) -> dict[str, dict[str, Any]]:
+    from csbot.ingest.connectors import CONNECTORS  # the connectors import this module
+
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "must be a table of [<channel>] sections")
+    for name, options in raw.items():
+        if name not in CONNECTORS:
+            raise ConfigError(f"{key}.{name}", f"unknown channel (expected one of: {', '.join(sorted(CONNECTORS))})")
+        if not isinstance(options, dict):
+            raise ConfigError(f"{key}.{name}", "must be a table")
+        CONNECTORS[name].check(f"{key}.{name}", options)
+    return {name: dict(options) for name, options in raw.items()}
 
 
 def _courier(key: str, raw: Any) -> Courier:
@@ -362,6 +410,22 @@ def _ticker(raw: Any) -> TickerSettings:
         batch=_int(raw, "batch", d.batch, 1, 10000, "ticker"),
         max_attempts=_int(raw, "max_attempts", d.max_attempts, 1, 100, "ticker"),
     )
+
+
+def _console(raw: Any) -> ConsoleSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError("console", "must be a table")
+    _no_unknown(raw, {"session_hours", "secure_cookies", "metrics_public", "locale"}, "console")
+    d = ConsoleSettings()
+    locale = _str(raw, "locale", d.locale, "console")
+    if locale not in ("zh-CN", "en"):
+        raise ConfigError("console.locale", f"unsupported locale {locale!r}; use zh-CN or en")
+    hours = _num(raw, "session_hours", d.session_hours, "console")
+    if hours <= 0:
+        raise ConfigError("console.session_hours", "must be more than 0")
+    return ConsoleSettings(session_hours=hours,
+                           secure_cookies=_bool(raw, "secure_cookies", d.secure_cookies, "console"),
+                           metrics_public=_bool(raw, "metrics_public", d.metrics_public, "console"), locale=locale)
 
 
 _REMINDER_KEYS = {"enabled", "payment_stages", "min_remaining", "last_call_before_close", "quiet_hours",

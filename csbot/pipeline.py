@@ -7,7 +7,8 @@ any auto-sent reply (outbox row) commit together or not at all.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,9 @@ from csbot.store.models import Buyer, Conversation, Message, Suggestion
 log = logging.getLogger(__name__)
 
 MAX_SUGGESTIONS = 3
+# A channel's extra outbox payloads after a decision, e.g. Chatwoot's private note and handoff:
+# (shop id, conversation external id, the answer) -> payloads. See Connector.after_decision.
+DecisionHook = Callable[[str, str, dict[str, Any]], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class PipelineDeps:
     matcher: Matcher
     renderer: Renderer
     clock: Clock
+    decision_hooks: Mapping[str, DecisionHook] = field(default_factory=dict)  # by channel
 
 
 async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, channel: str) -> dict[str, Any]:
@@ -102,7 +107,11 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
     conv.status = "escalated" if action == "escalated" else ("waiting" if pending else conv.status)
     log.info("message %s conv=%s intent=%s score=%s action=%s", msg.id, conv.id,
              msg.intent, f"{msg.score:.1f}" if msg.score is not None else "-", action)
-    return answer(event, decision, action, rows, sent, score=msg.score)
+    result = answer(event, decision, action, rows, sent, score=msg.score)
+    hook = deps.decision_hooks.get(conv.channel)
+    for payload in hook(shop.id, conv.external_id, result) if hook is not None else ():
+        await repo.enqueue(tx, conv=conv, channel=conv.channel, payload=payload, reply_id=repo.new_reply_id(), now=now)
+    return result
 
 
 def answer(event: MessageEvent, decision: Decision, action: str, rows: list[Suggestion],

@@ -1,4 +1,5 @@
-"""Standard Webhooks signatures (https://www.standardwebhooks.com). Pure: no I/O.
+"""Webhook signatures: Standard Webhooks (https://www.standardwebhooks.com) and GitHub-style
+`X-Hub-Signature-256`. Pure: no I/O.
 
 signature = base64(HMAC-SHA256(key, f"{webhook-id}.{webhook-timestamp}.{body}")), sent as
 `webhook-signature: v1,<sig> [v1,<sig> …]` (several during secret rotation). We verify with a
@@ -75,3 +76,30 @@ def verify(secrets: tuple[str, ...], headers: Mapping[str, str], body: bytes, *,
     if not matched:
         raise InvalidSignature("no valid signature")
     return signed
+
+
+# --- GitHub-style: X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)> ---------------------------
+
+HUB_HEADER = "X-Hub-Signature-256"
+
+
+def sign_hub(secret: str, body: bytes) -> str:
+    """`sha256=<hex>` over the raw body, keyed with the secret's UTF-8 bytes (as GitHub does)."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify_hub(secrets: tuple[str, ...], headers: Mapping[str, str], body: bytes) -> str:
+    """Return the secret whose signature matches; raise InvalidSignature otherwise.
+
+    This scheme signs no timestamp, so it cannot refuse a replayed request by age: the event's own
+    idempotency key (message id) is what makes a replay harmless."""
+    offered = headers.get(HUB_HEADER, "").strip().lower().encode()
+    if not offered.startswith(b"sha256="):
+        raise InvalidSignature(f"missing or malformed {HUB_HEADER} header (expected sha256=<hex>)")
+    found: str | None = None
+    for secret in secrets:  # no early exit: timing does not tell which secret matched
+        if hmac.compare_digest(sign_hub(secret, body).encode(), offered) and found is None:
+            found = secret
+    if found is None:
+        raise InvalidSignature("no valid signature")
+    return found

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -33,6 +34,20 @@ class Sender(Protocol):
     async def send(self, item: OutboxItem) -> None:
         """Deliver one reply or raise DeliveryError."""
         ...
+
+
+class ChannelSenders:
+    """The senders of every configured channel, chosen by the item's channel (set from its conversation)."""
+
+    def __init__(self, senders: Mapping[str, Sender]) -> None:
+        self._senders = dict(senders)
+
+    async def send(self, item: OutboxItem) -> None:
+        sender = self._senders.get(item.channel)
+        if sender is None:
+            # Retried, then dead-lettered with this reason: visible in GET /api/outbox?status=dead.
+            raise DeliveryError(f"no sender configured for channel {item.channel!r}")
+        await sender.send(item)
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,7 @@ class OutboxWorker:
     async def run(self) -> None:
         """Forever: drain what is due, then sleep until woken or the poll interval passes."""
         if self._sender is None:
-            log.warning("no outbound URL configured: replies wait in the outbox (set CSBOT_OUTBOUND_URL)")
+            log.warning("no channel can deliver: replies wait in the outbox (set CSBOT_OUTBOUND_URL or a channel)")
             return
         while True:
             try:

@@ -1,4 +1,4 @@
-"""Web: the agents' JSON API (conversations, suggestions, outbox, blacklist). Bearer-token protected."""
+"""Web: the agents' JSON API (conversations, suggestions, outbox, blacklist). Token or console login."""
 
 from __future__ import annotations
 
@@ -8,14 +8,17 @@ from aiohttp import web
 
 from csbot.errors import Conflict, MalformedEvent, NotFound, UnknownShop
 from csbot.ingest.events import parse_json
-from csbot.keys import clock_key, db_key, outbox_key, settings_key
+from csbot.keys import clock_key, db_key, identity_key, outbox_key, settings_key
 from csbot.pipeline import accept_suggestion
 from csbot.reminders import repo as reminders_repo
 from csbot.store import repo
 from csbot.store.models import Buyer, Conversation, Message, OutboxItem, Suggestion
 from csbot.web.middlewares import json_response
 
-API_AGENT = "api"  # who decided, until the console brings per-agent logins
+
+def _agent(request: web.Request) -> str:
+    """Who decided: the logged-in agent, or the API token's user ("api" for CSBOT_API_TOKEN)."""
+    return request[identity_key].name
 
 
 def _int_param(request: web.Request, name: str, default: int, hi: int) -> int:
@@ -111,7 +114,7 @@ async def accept(request: web.Request) -> web.Response:
     now = request.app[clock_key].now()
     async with request.app[db_key].transaction() as tx:
         suggestion = await _pending_suggestion(request, tx)
-        reply_id = await accept_suggestion(tx, suggestion, text=text, agent=API_AGENT, now=now)
+        reply_id = await accept_suggestion(tx, suggestion, text=text, agent=_agent(request), now=now)
         body = suggestion_json(suggestion) | {"reply_id": reply_id}
     request.app[outbox_key].wake()
     return json_response(body)
@@ -126,7 +129,7 @@ async def reject(request: web.Request) -> web.Response:
     async with request.app[db_key].transaction() as tx:
         suggestion = await _pending_suggestion(request, tx)
         suggestion.status, suggestion.reason = "rejected", reason or None
-        suggestion.decided_by, suggestion.decided_at = API_AGENT, now
+        suggestion.decided_by, suggestion.decided_at = _agent(request), now
         body = suggestion_json(suggestion)
     return json_response(body)
 
@@ -153,7 +156,8 @@ async def blacklist(request: web.Request) -> web.Response:
             raise MalformedEvent("reason", "required: why the buyer is blacklisted (at most 500 characters)")
     now = request.app[clock_key].now()
     async with request.app[db_key].transaction() as tx:
-        buyer = await repo.set_blacklist(tx, shop_id=shop, external_id=buyer_id, reason=reason, by=API_AGENT, now=now)
+        buyer = await repo.set_blacklist(tx, shop_id=shop, external_id=buyer_id, reason=reason, by=_agent(request),
+                                         now=now)
         body = {"shop": shop, "buyer": buyer.external_id, "blacklisted": buyer.blacklisted_at is not None,
                 "reason": buyer.blacklist_reason, "by": buyer.blacklisted_by, "at": _iso(buyer.blacklisted_at)}
     return json_response(body)

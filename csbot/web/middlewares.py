@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from csbot import errors
-from csbot.keys import settings_key
+from csbot.console.auth import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    Forbidden,
+    Identity,
+    csrf_ok,
+    identify_session,
+    identify_token,
+)
+from csbot.keys import clock_key, db_key, identity_key, settings_key
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +33,7 @@ STATUS: dict[type[errors.CsbotError], int] = {
     errors.Unauthorized: 401,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    Forbidden: 403,
     errors.PayloadTooLarge: 413,
     errors.MalformedEvent: 400,
     errors.UnknownEventType: 422,
@@ -53,12 +64,50 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_body(500, "internal_error", "see the server log")
 
 
+def needs_auth(path: str, *, metrics_public: bool) -> bool:
+    """Everything under /api and /console needs a login or a token; /healthz and the signed webhooks
+    (their signature is the authentication) never do; /metrics as configured."""
+    if path == "/metrics":
+        return not metrics_public
+    if path.startswith("/api/"):
+        return True
+    if path == "/console" or path.startswith("/console/"):
+        return path != "/console/login" and not path.startswith("/console/static/")
+    return False
+
+
+async def identify(request: web.Request) -> Identity | None:
+    """A bearer token (CSBOT_API_TOKEN or a user's API token) wins over the session cookie."""
+    settings = request.app[settings_key]
+    header = request.headers.get("Authorization", "")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not header and not cookie:
+        return None
+    async with request.app[db_key].read() as tx:
+        if header:
+            offered = header.removeprefix("Bearer ").strip()
+            return await identify_token(tx, offered, configured=settings.api_token) if offered else None
+        assert cookie is not None
+        return await identify_session(tx, cookie, now=request.app[clock_key].now())
+
+
 @web.middleware
-async def api_auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`/api/*` needs `Authorization: Bearer <CSBOT_API_TOKEN>`; without a configured token the API is closed."""
-    if request.path.startswith("/api/"):
-        token = request.app[settings_key].api_token
-        offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not token or not hmac.compare_digest(offered.encode(), token.encode()):
-            raise errors.Unauthorized("send Authorization: Bearer <CSBOT_API_TOKEN>")
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    settings = request.app[settings_key]
+    if not needs_auth(request.path, metrics_public=settings.console.metrics_public):
+        return await handler(request)
+    identity = await identify(request)
+    if identity is None:
+        wants_page = request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+        if wants_page and request.path.startswith("/console"):
+            raise web.HTTPFound(f"/console/login?next={quote(request.path_qs, safe='')}")
+        raise errors.Unauthorized("log in at /console/login, or send Authorization: Bearer <token>")
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        offered = request.headers.get(CSRF_HEADER)
+        if offered is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            field = (await request.post()).get(CSRF_FIELD)  # cached: the handler can read the form again
+            offered = field if isinstance(field, str) else None
+        if not csrf_ok(identity, offered):
+            raise Forbidden("missing or wrong CSRF token: reload the console")
+    request[identity_key] = identity
     return await handler(request)

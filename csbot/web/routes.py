@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import text
 
+from csbot.console import learn, views
 from csbot.keys import db_key
 from csbot.web import api, reminders, webhooks
 from csbot.web.middlewares import json_response
@@ -19,7 +20,8 @@ async def healthz(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     app.router.add_routes([
         web.get("/healthz", healthz),
-        web.post("/webhooks/generic", webhooks.generic_webhook),
+        web.post("/webhooks/{channel}", webhooks.channel_webhook),
+        web.get("/webhooks/wecom", webhooks.wecom_url_check),
         web.get("/api/conversations", api.list_conversations),
         web.get("/api/conversations/{id}", api.get_conversation),
         web.post("/api/suggestions/{id}/accept", api.accept),
@@ -30,4 +32,23 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/reminders", reminders.list_reminders),
         web.get("/api/reminders/stats", reminders.reminder_stats),
         web.post("/api/orders/{id}/reminders/cancel", reminders.cancel_order_reminders),
+        # the agents' console (csbot/console/): pages, live socket, and the JSON it uses
+        web.get("/metrics", views.metrics),
+        web.get("/console/login", views.login_page),
+        web.post("/console/login", views.login),
+        web.post("/console/logout", views.logout),
+        web.get("/console", views.console_page),
+        web.get("/console/kpis", views.kpis_page),
+        web.get("/console/supervisor", views.supervisor_page),
+        web.get("/console/ws", views.socket),
+        web.static("/console/static", views.STATIC_DIR),
+        web.get("/api/queue", views.queue),
+        web.post("/api/conversations/{id}/reply", views.reply),
+        web.post("/api/conversations/{id}/escalate", views.escalate),
+        web.get("/api/conversations/{id}/orders", views.orders_panel),
+        web.post("/api/conversations/{id}/remarks", views.add_remark),
+        web.get("/api/blacklist", views.blacklist_list),
+        web.get("/api/kpis", views.kpis_api),
+        web.get("/api/learn/proposals", learn.proposals_api),
+        web.post("/api/learn/proposals/approve", learn.approve_api),
     ])
