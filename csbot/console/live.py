@@ -84,8 +84,8 @@ async def live_socket(request: web.Request, hub: Hub) -> web.WebSocketResponse:
             if event is None or ws.closed:
                 break
             await ws.send_json(event)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the browser went away; cancellation (server shutdown) propagates
     finally:
         hub.unsubscribe(queue)
         reader.cancel()
