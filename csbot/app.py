@@ -100,9 +100,10 @@ async def outbox_ctx(app: web.Application) -> AsyncIterator[None]:
                                             ChannelSenders(senders) if senders else None)
     task = asyncio.create_task(worker.run(), name="csbot-outbox")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    worker.stop()
+    # A pass in flight ends within the send timeout; only a stuck one is cancelled (wait_for does that).
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=settings.outbox.timeout + 5)
 
 
 async def reminders_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -74,6 +74,13 @@ class OutboxWorker:
         self._batch = batch
         self._backoff = Backoff(settings.base_delay, settings.max_delay)
         self._wake = asyncio.Event()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Let `run()` finish the pass in flight and return. Cancelling it mid-transaction instead would
+        leave the driver to tear the connection down behind our back while the app shuts down."""
+        self._stopping = True
+        self._wake.set()
 
     def wake(self) -> None:
         """Something was enqueued: look now instead of at the next poll."""
@@ -119,7 +126,7 @@ class OutboxWorker:
         if self._sender is None:
             log.warning("no channel can deliver: replies wait in the outbox (set CSBOT_OUTBOUND_URL or a channel)")
             return
-        while True:
+        while not self._stopping:
             try:
                 claimed = await self.run_once()
             except asyncio.CancelledError:
@@ -127,7 +134,7 @@ class OutboxWorker:
             except Exception:  # a database hiccup must not kill delivery for good
                 log.exception("outbox pass failed; retrying")
                 claimed = 0
-            if claimed:
+            if claimed or self._stopping:
                 continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):

@@ -32,6 +32,7 @@ from csbot.store.models import Buyer, Conversation, Order, Reminder, Suggestion
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 10.0  # seconds a tick in flight may take to finish its batch when the app stops
 SQLITE_PAUSE = 0.12  # seconds between full batches; SQLite's busy handler retries at most every 100 ms
 
 
@@ -58,6 +59,11 @@ class Ticker:
         self._settings = settings
         self._on_sent = on_sent or (lambda: None)
         self._lock = asyncio.Lock()  # one tick at a time per process; other processes are kept apart by the claim
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End the tick in flight after its current batch (each batch is one transaction)."""
+        self._stopping = True
 
     async def tick(self) -> TickResult:
         """Fire everything due now, batch by batch; wake the outbox when something was sent."""
@@ -66,7 +72,7 @@ class Ticker:
             while True:
                 result = await self._batch(self._deps.clock.now())
                 total.add(result)
-                if result.claimed < self._settings.batch:
+                if result.claimed < self._settings.batch or self._stopping:
                     break
                 if self._db.dialect == "sqlite":
                     # SQLite's busy handler is not fair: a writer that re-takes the lock at once starves the
@@ -214,9 +220,15 @@ class ReminderClock:
                 self._running.discard(task)
 
     async def stop(self) -> None:
-        """Stop the beat; a tick in flight is cancelled and rolls back, its rows stay due for the next start."""
+        """Stop the beat. A tick in flight finishes its current batch (bounded wait); only one that does not
+        is cancelled, rolling its batch back so the rows stay due for the next start."""
+        self._ticker.stop()
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)  # cancels the running job's task
+            self._scheduler.remove_all_jobs()  # no new beats
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=STOP_GRACE)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
             self._scheduler = None
         for task in list(self._running):
             task.cancel()
