@@ -321,9 +321,7 @@ def _courier(key: str, raw: Any) -> Courier:
 
 
 def _hours(key: str, raw: Any) -> BusinessHours:
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a table")
-    _no_unknown(raw, {"timezone", "weekdays", "shifts", "holidays"}, key)
+    _table(raw, {"timezone", "weekdays", "shifts", "holidays"}, key)
     d = BusinessHours()
     tz = _str(raw, "timezone", d.timezone, key)
     try:
@@ -367,9 +365,7 @@ def _date(key: str, raw: Any) -> date:
 
 
 def _auto_send(key: str, raw: Any) -> AutoSendPolicy:
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a table")
-    _no_unknown(raw, {"enabled", "offline_reply", "on_abstain"}, key)
+    _table(raw, {"enabled", "offline_reply", "on_abstain"}, key)
     d = AutoSendPolicy()
     on_abstain = _str(raw, "on_abstain", d.on_abstain, key)
     if on_abstain not in ("suggest", "escalate"):
@@ -382,9 +378,7 @@ def _auto_send(key: str, raw: Any) -> AutoSendPolicy:
 
 
 def _outbox(raw: Any) -> OutboxSettings:
-    if not isinstance(raw, dict):
-        raise ConfigError("outbox", "must be a table")
-    _no_unknown(raw, {"max_attempts", "base_delay", "max_delay", "timeout", "lease_seconds", "poll_interval"}, "outbox")
+    _table(raw, {"max_attempts", "base_delay", "max_delay", "timeout", "lease_seconds", "poll_interval"}, "outbox")
     d = OutboxSettings()
     return OutboxSettings(
         max_attempts=_int(raw, "max_attempts", d.max_attempts, 1, 100, "outbox"),
@@ -397,9 +391,7 @@ def _outbox(raw: Any) -> OutboxSettings:
 
 
 def _ticker(raw: Any) -> TickerSettings:
-    if not isinstance(raw, dict):
-        raise ConfigError("ticker", "must be a table")
-    _no_unknown(raw, {"interval", "lease_seconds", "batch", "max_attempts"}, "ticker")
+    _table(raw, {"interval", "lease_seconds", "batch", "max_attempts"}, "ticker")
     d = TickerSettings()
     interval = _num(raw, "interval", d.interval, "ticker")
     if interval <= 0:
@@ -413,9 +405,7 @@ def _ticker(raw: Any) -> TickerSettings:
 
 
 def _console(raw: Any) -> ConsoleSettings:
-    if not isinstance(raw, dict):
-        raise ConfigError("console", "must be a table")
-    _no_unknown(raw, {"session_hours", "secure_cookies", "metrics_public", "locale"}, "console")
+    _table(raw, {"session_hours", "secure_cookies", "metrics_public", "locale"}, "console")
     d = ConsoleSettings()
     locale = _str(raw, "locale", d.locale, "console")
     if locale not in ("zh-CN", "en"):
@@ -434,9 +424,7 @@ _REMINDER_KEYS = {"enabled", "payment_stages", "min_remaining", "last_call_befor
 
 
 def _reminders(key: str, raw: Any) -> ReminderSettings:
-    if not isinstance(raw, dict):
-        raise ConfigError(key, "must be a table")
-    _no_unknown(raw, _REMINDER_KEYS, key)
+    _table(raw, _REMINDER_KEYS, key)
     d = ReminderSettings()
     stages_raw = raw.get("payment_stages", list(d.payment_stages))
     if not isinstance(stages_raw, list) or not all(
@@ -484,6 +472,13 @@ def _quiet(key: str, raw: Any) -> QuietHours | None:
 
 def _full(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def _table(raw: Any, allowed: set[str], key: str) -> None:
+    """`raw` must be a TOML table whose keys are all in `allowed`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "must be a table")
+    _no_unknown(raw, allowed, key)
 
 
 def _no_unknown(raw: Mapping[str, Any], allowed: set[str], prefix: str) -> None:

@@ -23,6 +23,7 @@ from csbot.app import make_app
 from csbot.clock import FrozenClock
 from csbot.config import OutboxSettings, Settings, ShopSettings, bundled_dir
 from csbot.ingest.signatures import signed_headers, verify
+from csbot.keys import outbox_key
 from csbot.library import LibrarySet, load_libraries
 from csbot.match import Matcher
 
@@ -152,6 +153,21 @@ async def client(settings: Settings, clock: FrozenClock, knowledge: tuple[Librar
     # aiohttp_client comes last so the app closes before the database it uses is dropped.
     libraries, matcher = knowledge
     return await aiohttp_client(make_app(settings, clock=clock, libraries=libraries, matcher=matcher))
+
+
+async def run_outbox_until_dead(client: TestClient[Any, Any], clock: FrozenClock, *, step: float = 0.5
+                                ) -> list[dict[str, Any]]:
+    """Drive the outbox worker, moving the clock past each backoff, until the newest row is dead-lettered
+    (at most 200 passes); returns the outbox rows as the API lists them."""
+    worker = client.app[outbox_key]
+    for _ in range(200):
+        await worker.run_once()
+        rows: list[dict[str, Any]] = (await (await client.get("/api/outbox", headers=AUTH)).json())["items"]
+        if rows and rows[0]["status"] == "dead":
+            break
+        clock.advance(step)
+        await asyncio.sleep(0.01)
+    return rows
 
 
 Signer = Callable[..., tuple[bytes, dict[str, str]]]

@@ -18,11 +18,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from csbot.app import make_app
 from csbot.clock import FrozenClock
 from csbot.ingest.connectors.chatwoot import sign
-from csbot.keys import db_key, outbox_key
+from csbot.keys import db_key
 from csbot.library import LibrarySet
 from csbot.match import Matcher
 from csbot.store import repo
-from tests.conftest import AUTH, make_settings
+from tests.conftest import AUTH, make_settings, run_outbox_until_dead
 
 Client = TestClient[Any, Any]
 FIXTURES = Path(__file__).parent / "fixtures" / "chatwoot"
@@ -191,15 +191,7 @@ async def test_chatwoot_outage_retries_then_dead_letters_without_losing_the_repl
     chatwoot.fail_always = True
     _, answer = await post(client, clock, fixture("message_created_incoming.json"))
     assert answer["action"] == "auto_sent"
-    worker = client.app[outbox_key]
-    for _ in range(200):
-        await worker.run_once()
-        rows = (await (await client.get("/api/outbox", headers=AUTH)).json())["items"]
-        if rows and rows[0]["status"] == "dead":
-            break
-        clock.advance(0.5)
-        await asyncio.sleep(0.01)
-    (row,) = rows
+    (row,) = await run_outbox_until_dead(client, clock)
     assert (row["status"], row["attempts"], row["payload"]["type"]) == ("dead", 3, "reply.created")
     assert row["payload"]["text"] == answer["sent"][0]["text"]
     assert "503" in row["last_error"]

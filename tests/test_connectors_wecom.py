@@ -26,7 +26,7 @@ from csbot.keys import db_key, outbox_key
 from csbot.library import LibrarySet
 from csbot.match import Matcher
 from csbot.store import repo
-from tests.conftest import AUTH, make_settings
+from tests.conftest import make_settings, run_outbox_until_dead
 
 Client = TestClient[Any, Any]
 
@@ -271,15 +271,7 @@ async def test_wecom_outage_retries_then_dead_letters_without_losing_the_reply(c
     wecom.fail_always = True
     query, body = callback(clock, content="在吗", sender="wmBuyer01")
     assert (await post(client, query, body)).status == 200
-    worker = client.app[outbox_key]
-    for _ in range(200):
-        await worker.run_once()
-        rows = (await (await client.get("/api/outbox", headers=AUTH)).json())["items"]
-        if rows and rows[0]["status"] == "dead":
-            break
-        clock.advance(0.5)
-        await asyncio.sleep(0.01)
-    (row,) = rows
+    (row,) = await run_outbox_until_dead(client, clock)
     assert (row["status"], row["attempts"], row["payload"]["buyer_id"]) == ("dead", 3, "wmBuyer01")
     assert "503" in row["last_error"]
     assert wecom.sent == [] and json.dumps(row["payload"], ensure_ascii=False)
