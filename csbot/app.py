@@ -47,7 +47,7 @@ def make_app(settings: Settings, *, clock: Clock | None = None, libraries: Libra
     app[settings_key] = settings
     app[clock_key] = clock or SystemClock()
     app[metrics_key] = Metrics()
-    app[hub_key] = live.Hub()  # in-process fan-out to open consoles (see console/live.py)
+    app[hub_key] = live.Hub()  # fan-out to open consoles; across instances on PostgreSQL (console/live.py)
     app[connectors_key] = connectors = build_connectors(settings)
 
     async def library_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -59,7 +59,7 @@ def make_app(settings: Settings, *, clock: Clock | None = None, libraries: Libra
         )
         yield
 
-    app.cleanup_ctx.extend([database_ctx, library_ctx, http_ctx, outbox_ctx, reminders_ctx])
+    app.cleanup_ctx.extend([database_ctx, live_ctx, library_ctx, http_ctx, outbox_ctx, reminders_ctx])
     app.on_response_prepare.append(_publish_changes)
     app.on_shutdown.append(_close_live)  # open consoles' sockets end before the server waits for handlers
     setup_routes(app)
@@ -79,11 +79,21 @@ async def _close_live(app: web.Application) -> None:
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[settings_key]
-    app[db_key] = db = await Database.open(settings.database_url)
+    # Refuses to start (SchemaOutdated) on a PostgreSQL schema behind the code unless auto_upgrade is set;
+    # SQLite, the embedded default, is migrated here (store/schema.py).
+    options = settings.database
+    app[db_key] = db = await Database.open(settings.database_url, auto_upgrade=options.auto_upgrade,
+                                           pool_size=options.pool_size, max_overflow=options.max_overflow)
     async with db.transaction() as tx:
         await repo.sync_shops(tx, {shop.id: shop.name for shop in settings.shops.values()})
     yield
     await db.close()
+
+
+async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Several instances on one PostgreSQL database: the hub relays through LISTEN/NOTIFY (SQLite: in-process)."""
+    async with live.relayed(app[hub_key], app[db_key]):
+        yield
 
 
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:

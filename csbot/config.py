@@ -46,6 +46,10 @@ class AutoSendPolicy:
     enabled: bool = True  # in business hours, auto-send intents whose mode is "auto" and score clears
     offline_reply: bool = True  # outside business hours, send the offline reply once per off-period
     on_abstain: AbstainAction = "suggest"  # no confident intent: leave suggestions, or escalate
+    # Caps on automatic messages (counted in the database, so they hold across instances); over a cap the
+    # reply becomes a suggestion for an agent. None: no cap.
+    max_per_buyer_per_hour: int | None = 6
+    max_per_shop_per_minute: int | None = 60
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,17 @@ class ReminderSettings:
 
 
 @dataclass(frozen=True)
+class AfterSalesSettings:
+    """After-sales cases (csbot/aftersales), from the shop manuals. Seconds, like the reminders."""
+
+    reply_within: float = 300.0  # an agent's first answer to a return / quality / logistics case: 5 minutes
+    resolve_within: float = 172800.0  # resolved within 48 hours (the manuals' logistics rule, for every type)
+    refund_timeout: float | None = 172800.0  # a platform refund request is answered before this (else it auto-agrees)
+    ship_within: float | None = 172800.0  # a paid order not shipped after this is a late shipment (queued early)
+    waiting_buyer_after: float | None = 86400.0  # a case waiting for the buyer: remind them after this quiet
+
+
+@dataclass(frozen=True)
 class ShopSettings:
     id: str
     name: str
@@ -79,6 +94,7 @@ class ShopSettings:
     topup_link: str = "https://shop.example/topup"
     free_shipping_over: float | None = 99.0
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    after_sales: AfterSalesSettings = field(default_factory=AfterSalesSettings)
     # [shops.<id>.channels.<name>]: platform options, validated by the channel's connector; secrets from
     # CSBOT_SHOP_<ID>_<CHANNEL>_<KEY> (see csbot/ingest/connectors and docs/connectors.md)
     channels: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -115,8 +131,18 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class DatabaseSettings:
+    """[database] besides its url (Settings.database_url). See the README's "Database" section."""
+
+    pool_size: int = 10  # PostgreSQL connections kept open per csbot process ...
+    max_overflow: int = 10  # ... and opened beyond them at peaks
+    auto_upgrade: bool = False  # PostgreSQL: run pending migrations at start (SQLite always does)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
     host: str = "127.0.0.1"
     port: int = 8080
     library_dir: Path = field(default_factory=lambda: bundled_dir("scripts_library"))
@@ -161,7 +187,6 @@ def decode_webhook_secret(secret: str) -> bytes:
 # --- parsing ---------------------------------------------------------------------------------------
 
 _ENV_KEYS = {
-    "CSBOT_DB": "database",
     "CSBOT_HOST": "host",
     "CSBOT_PORT": "port",
     "CSBOT_LIBRARY": "library",
@@ -170,7 +195,7 @@ _ENV_KEYS = {
     "CSBOT_OUTBOUND_URL": "outbound_url",
     "CSBOT_API_TOKEN": "api_token",
 }
-_TOP_KEYS = set(_ENV_KEYS.values()) | {"outbox", "ticker", "shops", "max_body_bytes", "timestamp_tolerance",
+_TOP_KEYS = set(_ENV_KEYS.values()) | {"database", "outbox", "ticker", "shops", "max_body_bytes", "timestamp_tolerance",
                                         "console"}
 
 
@@ -196,6 +221,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
     for env, key in _ENV_KEYS.items():
         if environ.get(env):
             data[key] = environ[env]
+    _database_env(data, environ)
     _channel_env(data, environ)
     return _settings(data, base)
 
@@ -217,7 +243,8 @@ def _settings(data: dict[str, Any], base: Path) -> Settings:
         raise ConfigError("shops", "must be a table of [shops.<id>] sections")
     shops = {sid: _shop(sid, raw) for sid, raw in shops_raw.items()} or dict(defaults.shops)
     return Settings(
-        database_url=_database_url(_str(data, "database", defaults.database_url)),
+        database_url=_database_url(_str(data.get("database", {}), "url", defaults.database_url, "database")),
+        database=_database(data.get("database", {})),
         host=_str(data, "host", defaults.host),
         port=_int(data, "port", defaults.port, 1, 65535),
         library_dir=_dir(data, "library", base, defaults.library_dir),
@@ -247,12 +274,40 @@ def _database_url(url: str) -> str:
     return parsed.set(drivername=name).render_as_string(hide_password=False)
 
 
+_DATABASE_ENV = {"CSBOT_DB": "url", "CSBOT_DB_POOL_SIZE": "pool_size", "CSBOT_DB_MAX_OVERFLOW": "max_overflow",
+                 "CSBOT_DB_AUTO_UPGRADE": "auto_upgrade"}
+
+
+def _database_env(data: dict[str, Any], environ: Mapping[str, str]) -> None:
+    """`database = "URL"` is short for a [database] table with only `url`; CSBOT_DB* override its keys."""
+    raw = data.get("database")
+    table = dict(raw) if isinstance(raw, dict) else ({} if raw is None else {"url": raw})
+    for env, key in _DATABASE_ENV.items():
+        if environ.get(env):
+            table[key] = environ[env]
+    if table:
+        data["database"] = table
+
+
+def _database(raw: Any) -> DatabaseSettings:
+    _table(raw, set(_DATABASE_ENV.values()), "database")
+    d = DatabaseSettings()
+    auto = raw.get("auto_upgrade", d.auto_upgrade)
+    if isinstance(auto, str):  # CSBOT_DB_AUTO_UPGRADE
+        auto = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}.get(auto.lower(), auto)
+    return DatabaseSettings(
+        pool_size=_int(raw, "pool_size", d.pool_size, 1, 1000, "database"),
+        max_overflow=_int(raw, "max_overflow", d.max_overflow, 0, 1000, "database"),
+        auto_upgrade=_bool({"auto_upgrade": auto}, "auto_upgrade", d.auto_upgrade, "database"),
+    )
+
+
 def _shop(shop_id: str, raw: Any) -> ShopSettings:
     key = f"shops.{shop_id}"
     if not isinstance(raw, dict):
         raise ConfigError(key, "must be a table")
     allowed = {"name", "agent_name", "locale", "hours", "auto_send", "bargain_ceiling", "couriers",
-               "topup_link", "free_shipping_over", "reminders", "channels"}
+               "topup_link", "free_shipping_over", "reminders", "channels", "after_sales"}
     _no_unknown(raw, allowed, key)
     d = ShopSettings(shop_id, shop_id)
     couriers_raw = raw.get("couriers")
@@ -279,6 +334,7 @@ def _shop(shop_id: str, raw: Any) -> ShopSettings:
         topup_link=_str(raw, "topup_link", d.topup_link, key),
         free_shipping_over=None if free_over is None else float(free_over),
         reminders=_reminders(f"{key}.reminders", raw.get("reminders", {})),
+        after_sales=_after_sales(f"{key}.after_sales", raw.get("after_sales", {})),
         channels=_channels(f"{key}.channels", raw.get("channels", {})),
     )
 
@@ -365,7 +421,7 @@ def _date(key: str, raw: Any) -> date:
 
 
 def _auto_send(key: str, raw: Any) -> AutoSendPolicy:
-    _table(raw, {"enabled", "offline_reply", "on_abstain"}, key)
+    _table(raw, {"enabled", "offline_reply", "on_abstain", "max_per_buyer_per_hour", "max_per_shop_per_minute"}, key)
     d = AutoSendPolicy()
     on_abstain = _str(raw, "on_abstain", d.on_abstain, key)
     if on_abstain not in ("suggest", "escalate"):
@@ -374,18 +430,34 @@ def _auto_send(key: str, raw: Any) -> AutoSendPolicy:
         enabled=_bool(raw, "enabled", d.enabled, key),
         offline_reply=_bool(raw, "offline_reply", d.offline_reply, key),
         on_abstain="escalate" if on_abstain == "escalate" else "suggest",
+        max_per_buyer_per_hour=_cap(raw, "max_per_buyer_per_hour", d.max_per_buyer_per_hour, key),
+        max_per_shop_per_minute=_cap(raw, "max_per_shop_per_minute", d.max_per_shop_per_minute, key),
     )
+
+
+def _cap(raw: Mapping[str, Any], name: str, default: int | None, prefix: str) -> int | None:
+    """A positive whole number, or `false` for no cap."""
+    if name not in raw:
+        return default
+    if raw[name] is False:
+        return None
+    return _int(raw, name, 0, 1, 1_000_000, prefix)
 
 
 def _outbox(raw: Any) -> OutboxSettings:
     _table(raw, {"max_attempts", "base_delay", "max_delay", "timeout", "lease_seconds", "poll_interval"}, "outbox")
     d = OutboxSettings()
+    timeout = _num(raw, "timeout", d.timeout, "outbox")
+    lease_seconds = _num(raw, "lease_seconds", d.lease_seconds, "outbox")
+    if lease_seconds <= timeout:
+        # Another instance would claim a reply still being sent, and send it twice in normal operation.
+        raise ConfigError("outbox.lease_seconds", f"must be longer than outbox.timeout ({timeout:g} s)")
     return OutboxSettings(
         max_attempts=_int(raw, "max_attempts", d.max_attempts, 1, 100, "outbox"),
         base_delay=_num(raw, "base_delay", d.base_delay, "outbox"),
         max_delay=_num(raw, "max_delay", d.max_delay, "outbox"),
-        timeout=_num(raw, "timeout", d.timeout, "outbox"),
-        lease_seconds=_num(raw, "lease_seconds", d.lease_seconds, "outbox"),
+        timeout=timeout,
+        lease_seconds=lease_seconds,
         poll_interval=_num(raw, "poll_interval", d.poll_interval, "outbox"),
     )
 
@@ -448,6 +520,18 @@ def _reminders(key: str, raw: Any) -> ReminderSettings:
         consult_followup_mode="auto" if mode == "auto" else "suggest",
         aftersales_followup_after=_off(raw, "aftersales_followup_after", d.aftersales_followup_after, key),
         after_delivery_after=_off(raw, "after_delivery_after", d.after_delivery_after, key),
+    )
+
+
+def _after_sales(key: str, raw: Any) -> AfterSalesSettings:
+    _table(raw, {"reply_within", "resolve_within", "refund_timeout", "ship_within", "waiting_buyer_after"}, key)
+    d = AfterSalesSettings()
+    return AfterSalesSettings(
+        reply_within=_num(raw, "reply_within", d.reply_within, key),
+        resolve_within=_num(raw, "resolve_within", d.resolve_within, key),
+        refund_timeout=_off(raw, "refund_timeout", d.refund_timeout, key),
+        ship_within=_off(raw, "ship_within", d.ship_within, key),
+        waiting_buyer_after=_off(raw, "waiting_buyer_after", d.waiting_buyer_after, key),
     )
 
 

@@ -53,3 +53,25 @@ class Conflict(CsbotError):
     """The request is well-formed but the thing is not in a state that allows it (suggestion already decided)."""
 
     error = "conflict"
+
+
+class SchemaOutdated(CsbotError):
+    """The database is not at the migration revision this code needs (csbot/store/schema.py)."""
+
+    error = "schema_outdated"
+
+    def __init__(self, current: str | None, needed: str, *, hint: str = "run `csbot db upgrade`") -> None:
+        super().__init__(f"database schema is at {current or 'empty (no migrations applied)'}, code needs {needed}: "
+                         f"{hint}")
+        self.current = current
+        self.needed = needed
+
+
+class UnsupportedMediaType(CsbotError):
+    """A body in a content type or content encoding the endpoint does not take; `field` names the header."""
+
+    error = "unsupported_media_type"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__({"field": field, "problem": problem})
+        self.field = field

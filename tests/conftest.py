@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from csbot.ingest.signatures import signed_headers, verify
 from csbot.keys import outbox_key
 from csbot.library import LibrarySet, load_libraries
 from csbot.match import Matcher
+from csbot.store import schema
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TOKEN = "test-api-token"
@@ -57,39 +60,83 @@ async def _pg_reachable() -> str | None:
     return None
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    """A fresh database per test on the local PostgreSQL server, dropped afterwards."""
-    problem = await _pg_reachable()
+def _pg_url(name: str) -> str:
+    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{name}"
+
+
+async def _pg_admin(sql: str) -> None:
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        await admin.execute(sql)
+    finally:
+        await admin.close()
+
+
+# The schema comes from the migrations (csbot/store/migrations), as in production. Running them costs
+# ~60 ms on SQLite and more on PostgreSQL, so each run migrates one template per database and every test
+# gets a copy: a file copy for SQLite, CREATE DATABASE ... TEMPLATE for PostgreSQL.
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("schema") / "template.db"
+    asyncio.run(schema.upgrade(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated to head once per run (named per run: several runs may share the server)."""
+    problem = asyncio.run(_pg_reachable())
     if problem:
         if os.environ.get("CI"):
             pytest.fail(problem + " (CI must run the PostgreSQL tests)")
         pytest.skip(problem)
+    name = f"csbot_tpl_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(schema.upgrade(_pg_url(name)))
+        yield name
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@asynccontextmanager
+async def _fresh_postgres(template: str | None) -> AsyncIterator[str]:
     name = f"csbot_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(PG_DSN)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _pg_admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    yield _pg_url(name)
+    await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def postgres_url(postgres_template: str) -> AsyncIterator[str]:
+    """A fresh database per test on the local PostgreSQL server, at the migrations' head; dropped afterwards."""
+    async with _fresh_postgres(postgres_template) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_postgres_url(postgres_template: str) -> AsyncIterator[str]:
+    """A fresh database without any table (for migration tests)."""
+    async with _fresh_postgres(None) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'csbot.db'}"
-    url: str = request.getfixturevalue("postgres_url")
+        url: str = request.getfixturevalue("sqlite_url")
+        return url
+    url = request.getfixturevalue("postgres_url")
     return url
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """A database file at the migrations' head (a copy of the run's template)."""
+    shutil.copyfile(sqlite_template, tmp_path / "csbot.db")
     return f"sqlite+aiosqlite:///{tmp_path / 'csbot.db'}"
 
 

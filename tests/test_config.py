@@ -94,6 +94,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("[shops.a.hours]\nholidays = ['soon']", {}, "shops.a.hours.holidays[0]"),
         ("[shops.a]\ncouriers = [{name = 'EMS'}]", {}, "shops.a.couriers[0].fee"),
         ("[shops.a.auto_send]\non_abstain = 'panic'", {}, "shops.a.auto_send.on_abstain"),
+        ("[outbox]\ntimeout = 90", {}, "outbox.lease_seconds"),
         ("this is = = not toml", {}, "csbot.toml"),
     ],
 )

@@ -11,8 +11,6 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from csbot.store.models import Base
-
 log = logging.getLogger(__name__)
 
 Tx = AsyncSession  # what store functions take: a session inside an open transaction
@@ -35,17 +33,26 @@ class Database:
         return self.engine.dialect.name
 
     @classmethod
-    async def open(cls, url: str, *, create: bool = True, pool_size: int = 10) -> Database:
-        options: dict[str, Any] = {}
+    async def open(cls, url: str, *, create: bool = True, auto_upgrade: bool = False, pool_size: int = 10,
+                   max_overflow: int = 10) -> Database:
+        """Open the database. With `create`, bring its schema to the code's migration revision (SQLite
+        always, PostgreSQL only with `auto_upgrade`) or raise SchemaOutdated (see store/schema.py)."""
+        # hide_parameters: SQL logging and error messages never show bound values (buyer text, nicks, phones).
+        options: dict[str, Any] = {"hide_parameters": True}
         if url.startswith("postgresql"):
-            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+            options |= {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True}
         engine = create_async_engine(url, **options)
         if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+            configure_sqlite(engine)
         db = cls(engine)
         if create:
-            async with engine.begin() as conn:
-                await conn.run_sync(Base.metadata.create_all)
+            from csbot.store import schema  # schema.py builds its migration engine from this module
+
+            try:
+                await schema.ensure(db, url, auto_upgrade=auto_upgrade)
+            except BaseException:
+                await db.close()
+                raise
         return db
 
     async def close(self) -> None:
@@ -71,7 +78,7 @@ class Database:
             yield session
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine, "connect")
@@ -83,7 +90,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
         cursor.execute("PRAGMA busy_timeout=10000")
-        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

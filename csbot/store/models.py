@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Text,
     TypeDecorator,
@@ -47,6 +48,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
+    # Named constraints, so migrations can refer to them (SQLite keeps no name for an unnamed constraint,
+    # and Alembic's batch mode needs one to drop or alter it).
+    metadata = MetaData(naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    })
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
@@ -276,4 +286,138 @@ class Remark(Base):
     kind: Mapped[str] = mapped_column(String(16))  # escalation | remark
     text: Mapped[str] = mapped_column(Text)
     author: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+# --- after-sales cases (csbot/aftersales): one row per case, its history in case_events ------------
+
+
+class Case(Base):
+    """An after-sales case (售后工单): a return, exchange, quality problem, parcel problem or complaint, from the
+    buyer's first message about it until an agent resolves or closes it with a resolution.
+
+    At most one case per buyer and order is open at a time (per buyer and conversation when no order is
+    known): further messages join it. `ended_at` is set when it is resolved or closed."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_shop_state", "shop_id", "state"),
+        Index("ix_cases_conversation", "conversation_id"),
+        Index("ix_cases_opened", "opened_at"),
+        Index("uq_cases_open_order", "buyer_id", "order_id", unique=True,
+              sqlite_where=text("ended_at IS NULL AND order_id IS NOT NULL"),
+              postgresql_where=text("ended_at IS NULL AND order_id IS NOT NULL")),
+        Index("uq_cases_open_conversation", "buyer_id", "conversation_id", unique=True,
+              sqlite_where=text("ended_at IS NULL AND order_id IS NULL AND conversation_id IS NOT NULL"),
+              postgresql_where=text("ended_at IS NULL AND order_id IS NULL AND conversation_id IS NOT NULL")),
+    )
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id"))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    type: Mapped[str] = mapped_column(String(32))  # csbot/aftersales/cases.py TYPES: return_refund, exchange, …
+    reason: Mapped[str] = mapped_column(String(64))  # a code from csbot/aftersales/cases.py REASONS
+    # new -> in_progress -> waiting_buyer / waiting_warehouse -> resolved / closed
+    state: Mapped[str] = mapped_column(String(24), default="new")
+    owner: Mapped[str | None] = mapped_column(String(64))  # the agent handling it
+    source: Mapped[str] = mapped_column(String(16), default="message")  # message | review | agent
+    # priority flags (the seeds' order: platform intervened, late shipment, out of stock), set by agents
+    platform_intervened: Mapped[bool] = mapped_column(default=False)
+    late_shipment: Mapped[bool] = mapped_column(default=False)
+    out_of_stock: Mapped[bool] = mapped_column(default=False)
+    photos: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{url, message_id, at}]
+    resolution: Mapped[str | None] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    reply_due_at: Mapped[datetime | None]  # an agent's first answer (None: no conversation to answer in)
+    resolve_due_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class CaseEvent(Base):
+    """A case's history: opened, joined by a buyer message, every state change (from -> to), notes,
+    assignment, flags, photos, blacklisting; who (`actor`) and when. `remark_id` is the order remark it wrote."""
+
+    __tablename__ = "case_events"
+    __table_args__ = (Index("ix_case_events_case", "case_id", "id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    kind: Mapped[str] = mapped_column(String(16))  # opened | joined | transition | note | assign | flags | ...
+    from_state: Mapped[str | None] = mapped_column(String(24))
+    to_state: Mapped[str | None] = mapped_column(String(24))
+    note: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(64))  # who: an agent, "buyer", or "csbot"
+    remark_id: Mapped[int | None] = mapped_column(ForeignKey("remarks.id"))
+    at: Mapped[datetime]
+
+
+# --- restock notices and review replies (csbot/aftersales/restock.py, reviews.py) ------------------
+
+
+class Sku(Base):
+    """A SKU's stock as the last `stock.updated` told us; `available` None until the platform has counted."""
+
+    __tablename__ = "skus"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id"))
+    external_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    available: Mapped[int | None] = mapped_column(Integer)
+    counted_at: Mapped[datetime | None]  # the platform's time of the count stored (an older one is ignored)
+    updated_at: Mapped[datetime]
+
+
+class RestockWait(Base):
+    """A buyer waiting for an out-of-stock SKU (an agent put them on the list). Its notice is one reminder
+    row (kind `restock`), armed when the SKU comes back and never re-armed once sent or skipped."""
+
+    __tablename__ = "restock_waits"
+    __table_args__ = (UniqueConstraint("sku_id", "conversation_id"), Index("ix_restock_waits_sku", "sku_id", "status"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id"))
+    sku_id: Mapped[int] = mapped_column(ForeignKey("skus.id"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | armed (its reminder tells)
+    reminder_id: Mapped[int | None] = mapped_column(ForeignKey("reminders.id"))
+    added_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Review(Base):
+    """A buyer's review of an order, with what it complains about (topics) and the case it opened."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("shop_id", "external_id"),)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    shop_id: Mapped[str] = mapped_column(ForeignKey("shops.id"))
+    external_id: Mapped[str] = mapped_column(String(128))
+    order_external_id: Mapped[str | None] = mapped_column(String(128))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("buyers.id"))
+    rating: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)  # logistics | quality | size | service | ...
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    created_at: Mapped[datetime]
+
+
+class ReviewReply(Base):
+    """The reply csbot drafted for a review; an agent approves (possibly edited) or rejects it. Always suggest
+    mode: review replies are public and platforms police them."""
+
+    __tablename__ = "review_replies"
+    __table_args__ = (UniqueConstraint("review_id"), Index("ix_review_replies_status", "status"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"))
+    templates: Mapped[str] = mapped_column(String(400))  # the templates the draft was built from, comma-separated
+    draft: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | rejected
+    final_text: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None]
+    reply_id: Mapped[str | None] = mapped_column(String(64))  # the outbox row it became
     created_at: Mapped[datetime]
