@@ -1,9 +1,11 @@
 """Outbox stage: claim due rows -> send through the channel -> mark delivered, retry later, or dead.
 
-Rows are claimed with a lease in their own short transaction, sent outside any transaction (a slow
-receiver must not hold database locks), then finished. A worker that dies mid-send leaves a lease
-that expires, and the row is sent again: delivery is at-least-once and the `reply_id` is the
-receiver's idempotency key.
+Rows are claimed with a lease in their own short transaction (FOR UPDATE SKIP LOCKED on PostgreSQL, so
+several instances take disjoint rows), sent outside any transaction (a slow receiver must not hold database
+locks), then finished. A worker that dies mid-send leaves a lease that expires, and the row is sent again by
+whichever instance claims it next: delivery is once in normal operation and at-least-once across crashes.
+Every attempt of a row carries the same `reply_id` (as `webhook-id` and `Idempotency-Key` on HTTP channels):
+the receiver's idempotency key, with which it drops a redelivery.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from csbot.store.db import Database
 from csbot.store.models import OutboxItem
 
 log = logging.getLogger(__name__)
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def idempotency_headers(item: OutboxItem) -> dict[str, str]:
+    """What an HTTP sender adds to every attempt of a row: the same key each time, whoever sends it."""
+    return {IDEMPOTENCY_HEADER: item.reply_id}
 
 
 class DeliveryError(Exception):
@@ -106,18 +116,19 @@ class OutboxWorker:
             await self._failed(item, str(exc))
             return
         async with self._db.transaction() as tx:
-            await repo.finish_outbox(tx, item.id, status="delivered", now=self._clock.now())
+            await repo.finish_outbox(tx, item.id, attempt=item.attempts, status="delivered", now=self._clock.now())
         log.info("outbox %s delivered (attempt %d)", item.reply_id, item.attempts)
 
     async def _failed(self, item: OutboxItem, error: str) -> None:
         now = self._clock.now()
         async with self._db.transaction() as tx:
             if item.attempts >= self._settings.max_attempts:
-                await repo.finish_outbox(tx, item.id, status="dead", now=now, error=error)
+                await repo.finish_outbox(tx, item.id, attempt=item.attempts, status="dead", now=now, error=error)
                 log.warning("outbox %s dead after %d attempts: %s", item.reply_id, item.attempts, error)
                 return
             retry_at = now + timedelta(seconds=self._backoff.delay(item.attempts, self._rng))
-            await repo.finish_outbox(tx, item.id, status="pending", now=now, error=error, next_attempt_at=retry_at)
+            await repo.finish_outbox(tx, item.id, attempt=item.attempts, status="pending", now=now, error=error,
+                                     next_attempt_at=retry_at)
         log.info("outbox %s attempt %d failed (%s); retry at %s", item.reply_id, item.attempts, error,
                  retry_at.isoformat())
 

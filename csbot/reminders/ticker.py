@@ -21,6 +21,7 @@ from typing import cast
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from csbot.aftersales import repo_restock
 from csbot.config import TickerSettings
 from csbot.pipeline import PipelineDeps, send_reply, variables_for
 from csbot.reminders import plans
@@ -148,8 +149,11 @@ async def fire(tx: Tx, deps: PipelineDeps, row: Reminder, now: datetime, batch: 
 
     conv = await _conversation(tx, row, order, buyer, now)
     locale = shop.locale
-    variables = variables_for(shop, buyer, locale, now) | {
-        "intent": row.kind, "reminder": reminder_variables(row.kind, order, shop, locale, now)}
+    reminder = reminder_variables(row.kind, order, shop, locale, now)
+    if kind == plans.RESTOCK:  # no order: the item is the SKU the buyer waited for
+        title = await repo_restock.title_for_notice(tx, row.id)
+        reminder |= {"items": [{"title": title, "qty": 1}], "items_text": title}
+    variables = variables_for(shop, buyer, locale, now) | {"intent": row.kind, "reminder": reminder}
     reply = deps.renderer.render(locale, row.template, variables)
     row.conversation_id = row.conversation_id if row.order_id is None else conv.id
     row.sent_at = now
@@ -193,6 +197,7 @@ class ReminderClock:
         self._interval = interval
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
 
     def start(self) -> None:
         # Every beat would log "Running job …" twice at INFO; our tick logs what it did instead.
@@ -212,6 +217,9 @@ class ReminderClock:
         try:
             await self._ticker.tick()
         except asyncio.CancelledError:
+            if self._stopping:  # cancelled by stop() after STOP_GRACE: its batch rolled back, nothing is lost
+                log.warning("reminders tick still running at stop: cancelled, its batch stays due")
+                return
             raise
         except Exception:  # a database hiccup must not stop the beat for good
             log.exception("reminders tick failed; the next beat retries")
@@ -223,6 +231,7 @@ class ReminderClock:
         """Stop the beat. A tick in flight finishes its current batch (bounded wait); only one that does not
         is cancelled, rolling its batch back so the rows stay due for the next start."""
         self._ticker.stop()
+        self._stopping = True
         if self._scheduler is not None:
             self._scheduler.remove_all_jobs()  # no new beats
         if self._running:

@@ -34,7 +34,7 @@ from csbot.ingest.connectors.base import (
 )
 from csbot.ingest.events import parse_event, parse_json
 from csbot.ingest.signatures import HUB_HEADER, sign, sign_hub, signed_headers, verify, verify_hub
-from csbot.outbox.delivery import DeliveryError, Sender
+from csbot.outbox.delivery import DeliveryError, Sender, idempotency_headers
 from csbot.store.models import OutboxItem
 
 NAME = "generic"
@@ -163,7 +163,7 @@ class GenericSender:
         else:
             # The reply_id doubles as webhook-id: the receiver de-duplicates redeliveries with it.
             headers = signed_headers(target.secret, item.reply_id, int(self._clock.now().timestamp()), body)
-        headers["content-type"] = "application/json"
+        headers |= idempotency_headers(item) | {"content-type": "application/json"}
         try:
             async with self._session.post(target.url, data=body, headers=headers, timeout=self._timeout) as resp:
                 if resp.status >= 300:
