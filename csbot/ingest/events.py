@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -13,6 +14,7 @@ from csbot.errors import MalformedEvent, UnknownEventType
 MAX_TEXT_CHARS = 4000
 MAX_ID_CHARS = 128
 MAX_ITEMS = 100
+MAX_JSON_DEPTH = 16  # objects and arrays inside one another; events need 4
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,44 @@ class OrderEvent:
         return f"order:{self.shop}:{self.order_id}:{self.milestone}"
 
 
-Event = MessageEvent | OrderCreated | OrderEvent
-EVENT_TYPES = ("message.created", "order.created", *ORDER_MILESTONES)
+@dataclass(frozen=True)
+class StockUpdated:
+    """A SKU's available quantity changed (restock notices go out when it rises from 0)."""
+
+    shop: str
+    sku_id: str
+    title: str
+    available: int
+    at: datetime | None  # when the platform counted; an older count than the one stored is ignored
+    version: str  # `at`, or the delivery's own nonce: a stock level is no event id (5 -> 0 -> 5 repeats)
+
+    type = "stock.updated"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"stock:{self.shop}:{self.sku_id}:{self.version}"
+
+
+@dataclass(frozen=True)
+class ReviewCreated:
+    """A buyer reviewed an order; csbot drafts a reply for an agent and opens a case when it is bad."""
+
+    shop: str
+    review_id: str
+    order_id: str | None
+    rating: int  # 1..5
+    text: str
+    buyer: BuyerRef
+
+    type = "review.created"
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"review:{self.shop}:{self.review_id}"
+
+
+Event = MessageEvent | OrderCreated | OrderEvent | StockUpdated | ReviewCreated
+EVENT_TYPES = ("message.created", "order.created", *ORDER_MILESTONES, "stock.updated", "review.created")
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -103,7 +141,19 @@ def parse_json(body: bytes) -> dict[str, Any]:
         raise MalformedEvent("body", f"not valid JSON: {exc.args[0] if exc.args else exc}") from None
     if not isinstance(data, dict):
         raise MalformedEvent("body", "must be a JSON object")
+    _shallow(data)
     return data
+
+
+def _shallow(data: dict[str, Any]) -> None:
+    """No event nests deeper than a few levels; a deeper body is refused before anything walks it."""
+    level: list[Any] = [data]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [child for node in level
+                 for child in (node.values() if isinstance(node, dict) else node) if isinstance(child, dict | list)]
+        if not level:
+            return
+    raise MalformedEvent("body", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def parse_event(data: dict[str, Any]) -> Event:
@@ -118,6 +168,10 @@ def parse_event(data: dict[str, Any]) -> Event:
         order = _obj(data, "order")
         return OrderEvent(type=kind, shop=_id(data, "shop"), order_id=_id(order, "id", "order."),
                           at=_time(order, "at", "order."))
+    if kind == "stock.updated":
+        return _stock(data)
+    if kind == "review.created":
+        return _review(data)
     raise UnknownEventType({"type": kind[:100], "known": list(EVENT_TYPES)})
 
 
@@ -157,6 +211,34 @@ def _order_created(data: dict[str, Any]) -> OrderCreated:
         created_at=created_at,
         auto_close_at=auto_close_at,
         conversation_id=None if conversation is None else _id(data, "conversation_id"),
+    )
+
+
+def _stock(data: dict[str, Any]) -> StockUpdated:
+    sku = _obj(data, "sku")
+    available = sku.get("available")
+    if isinstance(available, bool) or not isinstance(available, int) or not 0 <= available <= 10**9:
+        raise MalformedEvent("sku.available", "required whole number from 0")
+    at = _time(sku, "at", "sku.")
+    return StockUpdated(
+        shop=_id(data, "shop"), sku_id=_id(sku, "id", "sku."), title=_str(sku, "title", "sku.", default="", limit=200),
+        available=available, at=at, version=at.isoformat() if at is not None else uuid.uuid4().hex,
+    )
+
+
+def _review(data: dict[str, Any]) -> ReviewCreated:
+    review = _obj(data, "review")
+    buyer = _obj(review, "buyer", "review.")
+    rating = review.get("rating")
+    if isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5:
+        raise MalformedEvent("review.rating", "required whole number from 1 to 5")
+    order = review.get("order_id")
+    return ReviewCreated(
+        shop=_id(data, "shop"), review_id=_id(review, "id", "review."),
+        order_id=None if order is None else _id(review, "order_id", "review."),
+        rating=rating, text=_str(review, "text", "review.", default="", limit=MAX_TEXT_CHARS),
+        buyer=BuyerRef(id=_id(buyer, "id", "review.buyer."),
+                       nick=_str(buyer, "nick", "review.buyer.", default="", limit=200)),
     )
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 from csbot import errors
 from csbot.console.auth import (
@@ -23,6 +25,7 @@ from csbot.console.auth import (
     identify_token,
 )
 from csbot.keys import clock_key, db_key, identity_key, settings_key
+from csbot.replies import TemplateProblem
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,7 @@ STATUS: dict[type[errors.CsbotError], int] = {
     errors.Conflict: 409,
     Forbidden: 403,
     errors.PayloadTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
     errors.MalformedEvent: 400,
     errors.UnknownEventType: 422,
     errors.UnknownShop: 422,
@@ -52,7 +56,16 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except errors.CsbotError as exc:
-        return error_body(STATUS.get(type(exc), 400), exc.error, exc.detail)
+        response = error_body(STATUS.get(type(exc), 400), exc.error, exc.detail)
+        if request.content.exception() is not None:
+            response.force_close()  # a body that broke while read (bad gzip): drop the connection, do not drain it
+        return response
+    except TemplateProblem as exc:
+        # A library template failed (sandbox refusal, limit, undefined variable): the shop's to fix, so the
+        # full problem goes to the log; the caller learns which template, not its source or our internals.
+        log.error("library error on %s %s: %s", request.method, request.path, exc)
+        template = str(exc).split(":", 1)[0]
+        return error_body(500, "library_error", f"template {template} cannot be rendered: run csbot lint")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -91,9 +104,20 @@ async def identify(request: web.Request) -> Identity | None:
         return await identify_session(tx, cookie, now=request.app[clock_key].now())
 
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     settings = request.app[settings_key]
+    if request.method == "POST" and request.content_type in FORM_TYPES and not request.path.startswith("/webhooks/"):
+        # Parse a form once, here: aiohttp raises UnicodeDecodeError or InvalidHeader on a broken one, which
+        # must be a 400, not a 500 in whichever handler reads it first. The result is cached for the handler.
+        try:
+            await request.post()
+        except (ValueError, HttpProcessingError) as exc:  # UnicodeDecodeError; a multipart part's bad header
+            raise errors.MalformedEvent("body", f"not a valid {request.content_type} form: "
+                                                f"{type(exc).__name__}") from None
     if not needs_auth(request.path, metrics_public=settings.console.metrics_public):
         return await handler(request)
     identity = await identify(request)
@@ -104,10 +128,22 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise errors.Unauthorized("log in at /console/login, or send Authorization: Bearer <token>")
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         offered = request.headers.get(CSRF_HEADER)
-        if offered is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        if offered is None and request.content_type in FORM_TYPES:
             field = (await request.post()).get(CSRF_FIELD)  # cached: the handler can read the form again
             offered = field if isinstance(field, str) else None
         if not csrf_ok(identity, offered):
             raise Forbidden("missing or wrong CSRF token: reload the console")
     request[identity_key] = identity
     return await handler(request)
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request without the query string: Chatwoot's `?token=` (and WeCom's signed query) must not
+    reach the log, which aiohttp's default format (the whole request line) would write."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info("%s %s %s %d %.3fs", request.remote, request.method, request.path, response.status, time)
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)

@@ -7,7 +7,7 @@ import logging
 
 from aiohttp import web
 
-from csbot.errors import NotFound, PayloadTooLarge
+from csbot.errors import MalformedEvent, NotFound, PayloadTooLarge, UnsupportedMediaType
 from csbot.ingest.accept import accept
 from csbot.ingest.connectors.base import Connector, HttpRequest
 from csbot.ingest.connectors.wecom import WeComConnector
@@ -17,15 +17,40 @@ from csbot.web.middlewares import json_response
 log = logging.getLogger(__name__)
 
 
+# What a webhook body may be declared as. Undeclared and application/octet-stream pass (some senders do
+# not label their bodies; the signature, not the label, vouches for them); forms, multipart, HTML and the
+# like are refused, so a browser form posted cross-site never reaches a parser.
+JSON_TYPES = ("application/json", "text/json")
+XML_TYPES = ("text/xml", "application/xml")
+UNLABELLED = ("", "application/octet-stream")
+# gzip and deflate are inflated by aiohttp in bounded pieces while we read, so the size cap below applies
+# to the inflated body and a compression bomb is cut off at 1 MiB; other encodings are refused.
+ENCODINGS = ("", "identity", "gzip", "x-gzip", "deflate")
+
+
+def check_media(request: web.Request, channel: str) -> None:
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ENCODINGS:
+        raise UnsupportedMediaType("content-encoding", f"{encoding[:40]!r} is not accepted: send identity, gzip "
+                                                       "or deflate")
+    kind = request.content_type.lower() if "Content-Type" in request.headers else ""
+    accepted = XML_TYPES if channel == "wecom" else JSON_TYPES
+    if kind in UNLABELLED or kind in accepted or (channel != "wecom" and kind.endswith("+json")):
+        return
+    raise UnsupportedMediaType("content-type", f"{kind[:80]!r} is not accepted here: send {accepted[0]}")
+
+
 async def read_body(request: web.Request, limit: int) -> bytes:
-    # Refuse on the declared length before reading a byte; a chunked body is cut off by the
-    # application's client_max_size while it is read.
+    # Refuse on the declared length before reading a byte; a chunked (or compressed) body is cut off by
+    # the application's client_max_size while it is read, counting inflated bytes.
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge({"limit_bytes": limit})
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge({"limit_bytes": limit}) from None
+    except web.RequestPayloadError as exc:  # a truncated chunk, or gzip/deflate data that does not inflate
+        raise MalformedEvent("body", f"could not read the body: {str(exc).strip()[:120]}") from None
 
 
 def _connector(request: web.Request, channel: str) -> Connector:
@@ -38,6 +63,7 @@ def _connector(request: web.Request, channel: str) -> Connector:
 
 async def channel_webhook(request: web.Request) -> web.Response:
     connector = _connector(request, request.match_info["channel"])
+    check_media(request, connector.name)
     body = await read_body(request, request.app[settings_key].max_body_bytes)
     received = await connector.receive(HttpRequest(request.method, request.query, request.headers, body),
                                        request.app[clock_key].now())
