@@ -10,7 +10,7 @@ automatically only where the library marks the intent `auto` and the score clear
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -45,6 +45,10 @@ class Context:
     blacklisted: bool = False
     opted_out: bool = False
     offline_notice_for: datetime | None = None
+    # Automatic messages already sent (from the database, so every instance sees the same numbers), counted
+    # up to the shop's caps: to this buyer in the last hour, and by the shop in the last minute.
+    auto_sent_to_buyer: int = 0
+    auto_sent_by_shop: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,28 @@ class Decision:
 
 
 def decide(signals: Signals, shop: ShopSettings, context: Context, now: datetime) -> Decision:
+    return _rate_limited(_decide(signals, shop, context, now), shop, context)
+
+
+def _rate_limited(decision: Decision, shop: ShopSettings, context: Context) -> Decision:
+    """Over a cap, what would have gone out becomes a suggestion for an agent (nothing is dropped), so a
+    flood of buyer messages cannot make the bot spam the buyer or the platform."""
+    if not decision.send:
+        return decision
+    caps = shop.auto_send
+    if caps.max_per_buyer_per_hour is not None and context.auto_sent_to_buyer >= caps.max_per_buyer_per_hour:
+        why = f"rate limited: {context.auto_sent_to_buyer} automatic messages to this buyer in the last hour"
+    elif caps.max_per_shop_per_minute is not None and context.auto_sent_by_shop >= caps.max_per_shop_per_minute:
+        why = f"rate limited: {context.auto_sent_by_shop} automatic messages from the shop in the last minute"
+    else:
+        return decision
+    action: Action = "escalated" if decision.action == "escalated" else "suggested"
+    suggest = tuple(dict.fromkeys((*decision.send, *decision.suggest)))
+    return replace(decision, action=action, suggest=suggest, send=(), offline_key=None,
+                   reason=f"{decision.reason}; {why}, an agent confirms the reply")
+
+
+def _decide(signals: Signals, shop: ShopSettings, context: Context, now: datetime) -> Decision:
     ranking = signals.ranking
     top = ranking.top
     intent = top.intent if top else None
