@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from csbot.ingest.events import Event, MessageEvent
+from csbot.aftersales.repo_restock import handle_stock
+from csbot.aftersales.repo_reviews import handle_review
+from csbot.ingest.events import Event, MessageEvent, ReviewCreated, StockUpdated
 from csbot.pipeline import PipelineDeps, handle_message
 from csbot.reminders.orders import handle_order
 from csbot.store import repo
@@ -35,6 +37,10 @@ async def accept(db: Database, deps: PipelineDeps, *, channel: str, delivery_id:
             return Accepted(stored or {}, duplicate=True)
         if isinstance(event, MessageEvent):
             response = await handle_message(tx, deps, event, channel=channel)
+        elif isinstance(event, StockUpdated):
+            response = await handle_stock(tx, deps, event)
+        elif isinstance(event, ReviewCreated):
+            response = await handle_review(tx, deps, event)
         else:
             response = await handle_order(tx, deps, event)
         await repo.save_response(tx, event_id, response)

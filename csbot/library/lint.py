@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
 
+from csbot.aftersales.reviews import forbidden_in
 from csbot.library.load import load_library
 from csbot.library.model import SPECIAL_INTENTS, TAXONOMY, Library, LibraryError
 from csbot.normalize import normalize
@@ -45,10 +46,23 @@ def lint(library_root: Path, renderer: Renderer) -> list[Problem]:
         problems.extend(_missing_intents(library))
         problems.extend(_unknown_templates(library, renderer))
         problems.extend(_duplicate_triggers(library))
+        review = replace(library, intents=library.review, review={})  # the review section, checked alike
+        problems.extend(_unknown_templates(review, renderer))
+        problems.extend(_duplicate_triggers(review))
     for locale in _template_locales(renderer, locales):
         for name in renderer.names(locale):
             problems.extend(_template_problems(renderer, locale, name))
+            problems.extend(_forbidden_phrases(renderer, locale, name))
     return problems
+
+
+def _forbidden_phrases(renderer: Renderer, locale: str, name: str) -> list[Problem]:
+    """Platforms punish asking buyers to change or delete a review, above all for compensation (好评返现)."""
+    path = f"{renderer.templates_dir.name}/{renderer.path_of(locale, name)}"
+    source = (renderer.templates_dir / renderer.path_of(locale, name)).read_text(encoding="utf-8", errors="replace")
+    return [Problem(f"{path}:{_line_of(source.lower(), phrase)}",
+                    f"asks for a changed or removed review ({phrase!r}): platforms forbid it")
+            for phrase in forbidden_in(source)]
 
 
 def _from_load_error(text: str) -> Problem:

@@ -27,7 +27,7 @@ INTENT_KEYS = frozenset(
     {"id", "label", "triggers", "negatives", "replies", "mode", "threshold", "auto_threshold", "escalate"}
 )
 DEFAULT_KEYS = frozenset({"threshold", "auto_threshold", "margin"})
-TOP_KEYS = frozenset({"intents", "defaults"})
+TOP_KEYS = frozenset({"intents", "defaults", "review"})  # review: topics of buyers' reviews (aftersales/reviews.py)
 INTENT_ID = re.compile(r"[a-z][a-z0-9_]*")
 TEMPLATE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
 
@@ -39,6 +39,7 @@ class _Collector:
     locale: str
     problems: list[str] = field(default_factory=list)
     intents: dict[str, Intent] = field(default_factory=dict)
+    review: dict[str, Intent] = field(default_factory=dict)
     defaults: dict[str, float] = field(default_factory=dict)
     defaults_at: str | None = None
 
@@ -80,6 +81,7 @@ def load_library(root: Path, locale: str) -> Library:
         default_threshold=collector.defaults.get("threshold", FALLBACK_THRESHOLD),
         default_auto_threshold=collector.defaults.get("auto_threshold", FALLBACK_AUTO_THRESHOLD),
         margin=collector.defaults.get("margin", FALLBACK_MARGIN),
+        review=dict(collector.review),
     )
 
 
@@ -104,6 +106,8 @@ def _read_file(collector: _Collector, root: Path, path: Path) -> None:
         key = _scalar_text(key_node)
         if key == "intents":
             _read_intents(collector, name, value)
+        elif key == "review":
+            _read_intents(collector, name, value, into=collector.review)
         elif key == "defaults":
             _read_defaults(collector, name, value)
         else:
@@ -129,7 +133,8 @@ def _read_defaults(collector: _Collector, name: str, node: Node) -> None:
             collector.defaults[key] = number
 
 
-def _read_intents(collector: _Collector, name: str, node: Node) -> None:
+def _read_intents(collector: _Collector, name: str, node: Node, into: dict[str, Intent] | None = None) -> None:
+    target = collector.intents if into is None else into
     if not isinstance(node, SequenceNode):
         collector.problem(_at(name, node), "`intents:` must be a list")
         return
@@ -137,11 +142,11 @@ def _read_intents(collector: _Collector, name: str, node: Node) -> None:
         intent = _read_intent(collector, name, item)
         if intent is None:
             continue
-        previous = collector.intents.get(intent.id)
+        previous = target.get(intent.id)
         if previous is not None:
             collector.problem(intent.source, f"intent {intent.id!r} is already defined at {previous.source}")
         else:
-            collector.intents[intent.id] = intent
+            target[intent.id] = intent
 
 
 def _read_intent(collector: _Collector, name: str, node: Node) -> Intent | None:

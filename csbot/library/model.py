@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from csbot.match import Matcher
 
 #: The in-scope intents of the evaluation taxonomy (shared/eval/README.md), in its order; "other" is the
 #: absence of an intent (the matcher abstains), so it is not listed.
@@ -66,6 +70,9 @@ class Library:
     default_threshold: float
     default_auto_threshold: float
     margin: float
+    #: The `review:` section: what buyers' reviews complain about (csbot/aftersales/reviews.py ranks them with
+    #: a Matcher of their own), kept out of `intents` so chat matching never sees them.
+    review: Mapping[str, Intent] = field(default_factory=dict)
 
     def threshold(self, intent_id: str) -> float:
         intent = self.intents.get(intent_id)
@@ -99,3 +106,15 @@ class LibrarySet:
         if library is not None and intent_id in library.intents:
             return library
         return self.libraries[DEFAULT_LOCALE]
+
+    def review_set(self) -> LibrarySet:
+        """The review sections as a LibrarySet of their own, for a review Matcher."""
+        return LibrarySet({loc: replace(lib, intents=lib.review, review={}) for loc, lib in self.libraries.items()})
+
+    @functools.cached_property
+    def review_matcher(self) -> Matcher:
+        """The Matcher of the review sections (csbot/aftersales/reviews.py), built on first use and kept with
+        the libraries it indexes (building one costs ~0.1 s; reviews are rare, chat startup should not pay)."""
+        from csbot.match import Matcher  # match.py imports this module
+
+        return Matcher(self.review_set())

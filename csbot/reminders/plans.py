@@ -15,13 +15,16 @@ from zoneinfo import ZoneInfo
 
 from csbot.config import ReminderSettings
 
-Kind = Literal["payment", "consult_followup", "after_delivery", "aftersales_followup"]
+Kind = Literal["payment", "consult_followup", "after_delivery", "aftersales_followup", "restock",
+               "case_waiting_buyer"]
 PAYMENT: Kind = "payment"
 CONSULT: Kind = "consult_followup"
 AFTER_DELIVERY: Kind = "after_delivery"
 AFTERSALES: Kind = "aftersales_followup"
-KINDS: tuple[Kind, ...] = (PAYMENT, CONSULT, AFTER_DELIVERY, AFTERSALES)
-FOLLOWUPS: tuple[Kind, ...] = (CONSULT, AFTERSALES)  # tied to a conversation, cancelled when it moves
+RESTOCK: Kind = "restock"  # one per restock waiting entry (csbot/aftersales/restock.py); stage = the entry's id
+CASE_WAITING: Kind = "case_waiting_buyer"  # an after-sales case waits for a buyer who went quiet: ask again
+KINDS: tuple[Kind, ...] = (PAYMENT, CONSULT, AFTER_DELIVERY, AFTERSALES, RESTOCK, CASE_WAITING)
+FOLLOWUPS: tuple[Kind, ...] = (CONSULT, AFTERSALES, CASE_WAITING)  # tied to a conversation, cancelled when it moves
 
 STATUSES = ("pending", "claimed", "sent", "cancelled", "skipped")
 PAYMENT_TEMPLATES = 2  # reminder_payment_1, reminder_payment_2; later offset stages reuse the last one

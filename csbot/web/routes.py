@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from csbot.console import learn, views
 from csbot.keys import db_key
-from csbot.web import api, reminders, webhooks
+from csbot.web import api, cases, reminders, restock, reviews, webhooks
 from csbot.web.middlewares import json_response
 
 
@@ -32,6 +32,23 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/reminders", reminders.list_reminders),
         web.get("/api/reminders/stats", reminders.reminder_stats),
         web.post("/api/orders/{id}/reminders/cancel", reminders.cancel_order_reminders),
+        # after-sales cases (csbot/aftersales): the priority queue, one case and its moves, the quality report
+        web.get("/api/cases", cases.list_cases),
+        web.get("/api/cases/report", cases.report_api),
+        web.get("/api/cases/{id}", cases.get_case),
+        web.post("/api/cases/{id}/transition", cases.transition),
+        web.post("/api/cases/{id}/notes", cases.add_note),
+        web.post("/api/cases/{id}/assign", cases.assign),
+        web.post("/api/cases/{id}/flags", cases.set_flags),
+        web.post("/api/cases/{id}/blacklist", cases.blacklist),
+        web.get("/console/cases", cases.cases_page),
+        web.get("/console/cases/report", cases.report_page),
+        web.get("/api/restock/waitlist", restock.list_waitlist),
+        web.post("/api/restock/waitlist", restock.add_to_waitlist),
+        web.get("/api/restock/proposals", restock.proposals),
+        web.get("/api/reviews", reviews.list_reviews),
+        web.post("/api/reviews/{id}/reply", reviews.reply),
+        web.post("/api/reviews/{id}/reject", reviews.reject),
         # the agents' console (csbot/console/): pages, live socket, and the JSON it uses
         web.get("/metrics", views.metrics),
         web.get("/console/login", views.login_page),

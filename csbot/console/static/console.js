@@ -136,6 +136,23 @@
     await openConversation(openId);
   }
 
+  // W: put the buyer on an out-of-stock SKU's waiting list (one notice when it is back). The SKUs that fit the
+  // conversation are proposed; the agent types a number from the list, or any SKU id.
+  async function addToWaitlist() {
+    if (openId === null) return;
+    const found = (await api("/api/restock/proposals?conversation_id=" + openId)).skus;
+    const lines = found.map((s, i) => (i + 1) + ". " + (s.title || s.sku_id) + " (" + s.sku_id + ")");
+    const answer = prompt([t.restock_pick, ...lines].join("\n"), found.length ? "1" : "");
+    if (answer === null || !answer.trim()) return;
+    const pick = found[Number(answer.trim()) - 1];
+    try {
+      await api("/api/restock/waitlist", { conversation_id: openId, sku_id: pick ? pick.sku_id : answer.trim() });
+      flash(t.restock_added);
+    } catch (err) {
+      flash(t.restock_failed + " " + err.message);
+    }
+  }
+
   function flash(text) {
     const live = $("live");
     live.dataset.flash = text;
@@ -191,6 +208,8 @@
       ev.preventDefault(); editing = list[selected].id; renderSuggestions();
     } else if ((ev.key === "r" || ev.key === "R") && list[selected]) {
       ev.preventDefault(); rejectSuggestion(list[selected]);
+    } else if (ev.key === "w" || ev.key === "W") {
+      ev.preventDefault(); addToWaitlist();
     }
   });
 

@@ -1,0 +1,1 @@
+"""After-sales: cases, restock notices and review replies."""
