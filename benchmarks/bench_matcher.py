@@ -69,6 +69,12 @@ def _timed(fn: Callable[[Normalized], object], args_list: list[Normalized], roun
     return samples
 
 
+def _best_of_rounds(samples: list[float], messages: int) -> list[float]:
+    """Per message, its fastest round: what the code costs without the other processes' preemptions, which
+    dominate the plain p99 on a shared 2-core machine (a message's rounds are ``messages`` samples apart)."""
+    return [min(samples[i::messages]) for i in range(messages)]
+
+
 def run(size: int | None, rounds: int) -> dict[str, object]:
     base = real_libraries()
     libraries = base if size is None else inflate(base, size)
@@ -116,6 +122,7 @@ def run(size: int | None, rounds: int) -> dict[str, object]:
         "triggers": trigger_total(libraries),
         "build_s": round(build_s, 2),
         "matcher_us": m_sum,
+        "matcher_best_of_rounds_us": summary(_best_of_rounds(matcher_us, len(messages))),
         "wratio_us": w_sum,
         "difflib_us": d_sum,
         "difflib_messages": limit,
@@ -139,7 +146,9 @@ def main() -> None:
         size = None if raw == "real" else int(raw)
         result = run(size, args.rounds)
         m, w, d = result["matcher_us"], result["wratio_us"], result["difflib_us"]
-        print(f"{result['triggers']:>7} triggers  csbot p50 {m['p50']:8.0f} µs p99 {m['p99']:8.0f} µs | "  # type: ignore[index]
+        b = result["matcher_best_of_rounds_us"]
+        print(f"{result['triggers']:>7} triggers  csbot p50 {m['p50']:8.0f} µs p99 {m['p99']:8.0f} µs "  # type: ignore[index]
+              f"(best of rounds p50 {b['p50']:.0f} p99 {b['p99']:.0f}) | "  # type: ignore[index]
               f"WRatio p50 {w['p50']:8.0f} p99 {w['p99']:8.0f} | difflib p50 {d['p50']:9.0f} p99 {d['p99']:9.0f} | "  # type: ignore[index]
               f"top1 {result['top1']}", flush=True)
         results.append(result)

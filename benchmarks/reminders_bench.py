@@ -42,7 +42,7 @@ async def seed(url: str, pending: int, due: int) -> None:
     from csbot.store.db import Database
     from csbot.store.models import Buyer, Order, Reminder
 
-    db = await Database.open(url)
+    db = await Database.open(url, auto_upgrade=True)  # a fresh database: the migrations create the schema
     buyers = min(BUYERS_MAX, max(due, 1))
     later = NOON + timedelta(days=1)
     async with db.transaction() as tx:

@@ -14,16 +14,21 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from csbot import privacy
 from csbot.calibrate import add_calibrate_command
 from csbot.clock import SystemClock
 from csbot.config import ConfigError, Settings, load_settings
+from csbot.errors import SchemaOutdated
 
 DEMO_FILE = Path(".csbot-demo.json")
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+# Seconds requests in flight get after SIGTERM (aiohttp's default is 60). A webhook takes milliseconds, so
+# this only cuts off a stuck client; the whole stop stays within a container runtime's usual 30 s.
+SHUTDOWN_GRACE = 10.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _LibraryProblem as exc:
         print(f"csbot: the script library cannot be loaded:\n{exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SchemaOutdated as exc:
+        print(f"csbot: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
 
 
 class _LibraryProblem(Exception):
@@ -93,6 +101,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--shop", help="when the same order id exists in several shops")
     r.set_defaults(run=cmd_reminders_cancel)
 
+    p = sub.add_parser("purge", help="delete finished conversations, replies and records older than a cutoff")
+    p.add_argument("--older-than", required=True, type=duration, metavar="AGE", help="e.g. 180d or 12h")
+    p.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
+    p.add_argument("--at", type=datetime.fromisoformat, help="count the age from this ISO time instead of now")
+    p.set_defaults(run=cmd_purge)
+    p = sub.add_parser("forget-buyer", help="erase one buyer's data (orders stay, anonymised, for accounting)")
+    p.add_argument("buyer", help="the platform's buyer id")
+    p.add_argument("--shop", help="needed when several shops are configured")
+    p.set_defaults(run=cmd_forget_buyer)
+
     p = sub.add_parser("users", help="console accounts and API tokens")
     usub = p.add_subparsers(required=True, metavar="ACTION")
     u = usub.add_parser("add", help="create a user (or reset an existing user's role and password)")
@@ -112,6 +130,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default=os.environ.get("USER", "cli"), help="who approves (recorded in the YAML)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_learn)
+
+    p = sub.add_parser("db", help="the database schema: Alembic migrations")
+    dsub = p.add_subparsers(required=True, metavar="ACTION")
+    d = dsub.add_parser("upgrade", help="apply the pending migrations (all, or up to --revision)")
+    d.add_argument("--revision", default="head")
+    d.set_defaults(run=cmd_db_upgrade)
+    d = dsub.add_parser("downgrade", help="revert migrations down to REVISION ('base' reverts them all)")
+    d.add_argument("revision")
+    d.set_defaults(run=cmd_db_downgrade)
+    d = dsub.add_parser("current", help="the database's revision and the one this csbot needs")
+    d.set_defaults(run=cmd_db_current)
+    d = dsub.add_parser("check", help="exit 1 unless the database is at the revision this csbot needs")
+    d.set_defaults(run=cmd_db_check)
     return parser
 
 
@@ -142,15 +173,19 @@ def _with_demo_credentials(settings: Settings) -> tuple[Settings, bool]:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
+    from sqlalchemy.engine import make_url
 
     from csbot.app import make_app
+    from csbot.web.middlewares import AccessLogger
 
     settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
     settings, demo = _with_demo_credentials(settings)
     libraries, matcher = _load_matcher(settings)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    privacy.install()  # phone numbers, addresses and names are masked in whatever reaches the log
     base = f"http://{settings.host}:{settings.port}"
-    print(f"csbot listening on {base}  (database: {settings.database_url})")
+    shown_db = make_url(settings.database_url).render_as_string(hide_password=True)  # the journal keeps this line
+    print(f"csbot listening on {base}  (database: {shown_db})")
     print(f"  script library: {settings.library_dir}  ({matcher.trigger_count} triggers)")
     if demo:
         print(f"  demo credentials in {DEMO_FILE} (set CSBOT_WEBHOOK_SECRET and CSBOT_API_TOKEN in production)")
@@ -159,8 +194,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print("\nTry it from another terminal:")
     print('  csbot send "亲 在吗？能便宜点吗"')
     print(f'  curl -H "Authorization: Bearer {settings.api_token}" {base}/api/conversations\n', flush=True)
+    # SIGTERM/SIGINT: stop listening, let requests in flight finish (at most SHUTDOWN_GRACE), then stop the
+    # reminder beat and the outbox worker (app.py) and close the database; exit 0.
     web.run_app(make_app(settings, libraries=libraries, matcher=matcher), host=settings.host, port=settings.port,
-                print=None)
+                print=None, access_log_class=AccessLogger, shutdown_timeout=SHUTDOWN_GRACE)
     return EXIT_OK
 
 
@@ -353,6 +390,68 @@ def cmd_reminders_cancel(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+# --- retention -------------------------------------------------------------------------------------
+
+
+def duration(text: str) -> timedelta:
+    """"180d" or "12h" (argparse turns the ValueError into a usage error naming the option)."""
+    units = {"d": "days", "h": "hours"}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) <= 0:
+        raise ValueError(text)
+    return timedelta(**{units[unit]: int(number)})
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.store import retention
+    from csbot.store.db import Database
+
+    if args.at is not None and args.at.tzinfo is None:
+        print("csbot: --at needs a UTC offset, e.g. 2026-11-23T23:30:00+08:00", file=sys.stderr)
+        return EXIT_USAGE
+    cutoff = (args.at or SystemClock().now()) - args.older_than
+
+    async def run() -> dict[str, int]:
+        db = await Database.open(settings.database_url)
+        try:
+            return await retention.run_purge(db, cutoff=cutoff, dry_run=args.dry_run)
+        finally:
+            await db.close()
+
+    counts = asyncio.run(run())
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} (last activity before {cutoff.isoformat(timespec='seconds')}): "
+          + (", ".join(f"{n} {table}" for table, n in sorted(counts.items())) or "nothing"))
+    return EXIT_OK
+
+
+def cmd_forget_buyer(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.store import retention
+    from csbot.store.db import Database
+
+    shop = args.shop or (next(iter(settings.shops)) if len(settings.shops) == 1 else None)
+    if shop is None:
+        print(f"csbot: several shops configured ({', '.join(sorted(settings.shops))}): pass --shop", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run() -> retention.ForgetResult:
+        db = await Database.open(settings.database_url)
+        try:
+            async with db.transaction() as tx:
+                return await retention.forget_buyer(tx, shop_id=shop, external_id=args.buyer)
+        finally:
+            await db.close()
+
+    result = asyncio.run(run())
+    if not result.found:
+        print(f"csbot: no buyer {args.buyer!r} in shop {shop!r}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"buyer {args.buyer} of shop {shop} forgotten: deleted "
+          + ", ".join(f"{n} {table}" for table, n in sorted(result.deleted.items()))
+          + f"; {result.orders_kept} order(s) kept without the buyer, for accounting")
+    return EXIT_OK
+
+
 # --- users and learning ----------------------------------------------------------------------------
 
 
@@ -481,4 +580,70 @@ def cmd_learn(args: argparse.Namespace, settings: Settings) -> int:
         print("no proposals yet")
     for p in proposals:
         print(f"{p.id}  {p.kind:<14} {p.locale}/{p.intent:<14} {p.text!r}  ({p.evidence}; {p.detail})")
+    return EXIT_OK
+
+
+# --- db --------------------------------------------------------------------------------------------
+
+
+def _db_name(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _migrate(settings: Settings, action: str, revision: str) -> int:
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import DatabaseError
+
+    from csbot.store import schema
+
+    run = schema.upgrade if action == "upgrade" else schema.downgrade
+    try:
+        before = asyncio.run(schema.current(settings.database_url))
+        asyncio.run(run(settings.database_url, revision))
+        after = asyncio.run(schema.current(settings.database_url))
+    except CommandError as exc:
+        print(f"csbot: {exc}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    except DatabaseError as exc:  # the run is one transaction: nothing of it stayed
+        print(f"csbot: the migration failed and changed nothing: {exc.orig}", file=sys.stderr)
+        return EXIT_PROBLEMS
+    print(f"{_db_name(settings)}: {before or 'empty'} -> {after or 'empty'}"
+          + ("" if before != after else " (nothing to do)"))
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    return _migrate(settings, "upgrade", args.revision)
+
+
+def cmd_db_downgrade(args: argparse.Namespace, settings: Settings) -> int:
+    return _migrate(settings, "downgrade", args.revision)
+
+
+def cmd_db_current(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.store import schema
+
+    current = asyncio.run(schema.current(settings.database_url))
+    state = "up to date" if current == schema.head() else "run `csbot db upgrade`"
+    print(f"database: {_db_name(settings)}")
+    print(f"current:  {current or 'empty (no migrations applied)'}")
+    print(f"needed:   {schema.head()}  ({state})")
+    return EXIT_OK
+
+
+def cmd_db_check(args: argparse.Namespace, settings: Settings) -> int:
+    from csbot.store import schema
+    from csbot.store.db import Database
+
+    async def check() -> None:
+        db = await Database.open(settings.database_url, create=False)
+        try:
+            await schema.check(db)
+        finally:
+            await db.close()
+
+    asyncio.run(check())  # SchemaOutdated: main() prints it, exit 1
+    print(f"ok: {_db_name(settings)} is at {schema.head()}")
     return EXIT_OK

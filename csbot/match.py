@@ -6,18 +6,17 @@ one character, so RapidFuzz compares units, not letters ("hi" never matches insi
 share their syllables). Each trigger has two encodings: its text (characters and words) and its sound
 (syllables and words), which lets homophone typos and typed pinyin reach Chinese triggers.
 
-Per message we look up an inverted index of unit bigrams to shortlist triggers (never a linear scan),
-score the shortlist with RapidFuzz (whole-string ratio, and containment of a short trigger in a long
-message) -- skipping a trigger whose cheap upper bound cannot beat what its intent already holds, which
-keeps a 10k-trigger library fast without changing any score -- keep the best trigger per intent,
-penalise intents whose negative examples fit better than their triggers, and abstain when the best score
-is under the intent's threshold or too close to the runner-up. ``rank_parts`` does the same per question
-of a message that asks several ("包邮吗 什么时候发货").
+Per message we look up an inverted index of unit bigrams to shortlist triggers (never a linear scan;
+at most SHORTLIST_PER_INTENT of one intent), score the shortlist with RapidFuzz (whole-string ratio, and
+containment of a short trigger in a long message) -- skipping a trigger whose cheap upper bound cannot beat
+what its intent already holds, which keeps a 10k-trigger library fast without changing any score -- keep
+the best trigger per intent, penalise intents whose negative examples fit better than their triggers, and
+abstain when the best score is under the intent's threshold or too close to the runner-up. ``rank_parts``
+does the same per question of a message that asks several ("包邮吗 什么时候发货").
 """
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -30,6 +29,11 @@ from csbot.normalize import PINYIN_SYLLABLES, TOKEN, Normalized, normalize
 
 #: Shortlist size: the triggers with the largest share of their bigrams in the message are scored.
 SHORTLIST = 100
+#: ... but at most this many triggers of one intent (its best shares first; negative examples are not
+#: capped). In a big library the shortlist fills with variants of a few intents, whose further triggers
+#: rarely beat the ones already scored; capping them halves the time per message at 10k triggers. Checked
+#: on the dev set (top-1, top-3 and auto-send unchanged) and the real turns (see benchmarks/matcher_notes.md).
+SHORTLIST_PER_INTENT = 10
 #: Containment (a trigger found inside a longer message) loses CONTAIN_LENGTH / trigger length points, so
 #: a two-character keyword is weaker evidence than a five-character phrase, and up to CONTAIN_COVER
 #: points as the trigger covers less of the message.
@@ -152,7 +156,7 @@ class Matcher:
         if not normalized.text:
             return Ranking(normalized, (), None, "empty")
         message = self._encode(normalized, learn=False)
-        best = self._best_per_intent(message)
+        best = self._best_per_intent(message, keep=max(limit, 2))
         ordered = sorted(best.values(), key=lambda c: (-c.score, c.intent))
         candidates = tuple(ordered[:limit])
         if not candidates:
@@ -274,22 +278,40 @@ class Matcher:
         # Share of each trigger's own keys found in the message: a short trigger fully inside the message
         # outranks a long one that merely shares a common bigram (什么, 怎么).
         key_counts = self._key_counts
-        # Tuples compare in C (no key function per candidate); -order keeps nlargest's stable tie-break.
+        # Tuples compare in C (no key function per candidate); -order keeps a stable tie-break. They are all
+        # distinct, so a full sort (in C) gives exactly heapq.nlargest's top, without its Python loop.
         ranked = [(count / key_counts[i], -order, i) for order, (i, count) in enumerate(counts.items())]
-        return [i for _, _, i in heapq.nlargest(SHORTLIST, ranked)]
+        ranked.sort(reverse=True)
+        entries = self._entries
+        taken: dict[str, int] = {}
+        shortlist: list[int] = []
+        for _, _, i in ranked[:SHORTLIST]:
+            entry = entries[i]
+            if not entry.negative:
+                held = taken.get(entry.intent, 0)
+                if held >= SHORTLIST_PER_INTENT:
+                    continue
+                taken[entry.intent] = held + 1
+            shortlist.append(i)
+        return shortlist
 
-    def _best_per_intent(self, message: _Encoded) -> dict[str, Candidate]:
+    def _best_per_intent(self, message: _Encoded, keep: int) -> dict[str, Candidate]:
         """Best trigger per intent over the shortlist, with negative examples applied.
 
         Exact, but lazy: once an intent holds a score, a further trigger of it is scored only when a cheap
         upper bound of its score (from lengths and the units it shares with the message) could beat that.
         In a big library the shortlist is full of variants of the same few intents, so most are skipped.
+        Likewise a trigger of an intent without a score yet is scored only if its bound could place the
+        intent among the best ``keep`` (all the caller reads: the top ``limit`` and the runner-up), even
+        after a negative example pushed those down: the others' scores never reach the result.
         """
         shortlist = [self._entries[i] for i in self._shortlist(message)]
         suppressed = _suppressed(shortlist, message)
         with_sound = not message.english
         sound_penalty = SOUND_PENALTY if message.has_cjk else 0.0
         best: dict[str, tuple[float, _Entry]] = {}
+        leaders: list[tuple[float, str]] = []  # the best `keep` intents so far, best first
+        gate = -1.0  # a new intent's bound must beat this to matter (see _gate)
         negatives: list[_Entry] = []
         for entry in shortlist:  # best share first, so an intent's best trigger tends to come early
             if entry.negative:
@@ -298,9 +320,12 @@ class Matcher:
             held = best.get(entry.intent)
             if held is not None and not _may_beat(entry, message, with_sound, sound_penalty, held[0]):
                 continue  # cannot beat the held score; on a tie the earlier trigger stays, as when all are scored
+            if held is None and gate >= 0 and not _may_beat(entry, message, with_sound, sound_penalty, gate):
+                continue  # cannot reach the best `keep`, even penalised
             score = self._score(entry, message, suppressed)
             if held is None or score > held[0]:
                 best[entry.intent] = (score, entry)
+                gate = _gate(leaders, entry.intent, score, keep)
         positive = {intent: Candidate(intent, round(score, 1), e.trigger) for intent, (score, e) in best.items()}
         negative: dict[str, float] = {}
         for entry in negatives:
@@ -330,6 +355,28 @@ class Matcher:
             blocked = not contain or (entry.intent, sound.units) in suppressed
             score = max(score, _similarity(message.sound, message.sound_set, sound, blocked) - penalty)
         return score
+
+
+def _gate(leaders: list[tuple[float, str]], intent: str, score: float, keep: int) -> float:
+    """Record an intent's new best score among the ``keep`` leaders (scores only ever rise); return the
+    bound a further intent must beat to matter, or -1 while fewer than ``keep`` intents have a score.
+
+    An intent whose score is at most the keep-th leader's less NEGATIVE_PENALTY (and 0.2 for the rounding
+    to one decimal on both sides) stays below every leader even if a negative example penalises them all.
+    """
+    for at, (_, name) in enumerate(leaders):
+        if name == intent:
+            leaders[at] = (score, intent)
+            break
+    else:
+        if len(leaders) < keep:
+            leaders.append((score, intent))
+        elif score > leaders[-1][0]:
+            leaders[-1] = (score, intent)
+        else:
+            return leaders[-1][0] - NEGATIVE_PENALTY - 0.2 if len(leaders) >= keep else -1.0
+    leaders.sort(reverse=True)
+    return leaders[-1][0] - NEGATIVE_PENALTY - 0.2 if len(leaders) >= keep else -1.0
 
 
 def _units(units: str, weight: float) -> _Units:

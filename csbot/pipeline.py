@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from csbot.aftersales import repo as aftersales
 from csbot.clock import Clock
 from csbot.config import Settings, ShopSettings
 from csbot.errors import UnknownShop
 from csbot.ingest.events import MessageEvent
 from csbot.library import LibrarySet
-from csbot.match import Candidate, Matcher
-from csbot.normalize import normalize
+from csbot.match import Candidate, Matcher, Ranking
+from csbot.normalize import Normalized, normalize
 from csbot.policy import Context, Decision, Signals, decide
 from csbot.reminders import followups
 from csbot.replies import Renderer, Reply
@@ -29,6 +30,10 @@ from csbot.store.models import Buyer, Conversation, Message, Suggestion
 log = logging.getLogger(__name__)
 
 MAX_SUGGESTIONS = 3
+#: A message asking several questions gets one suggestion per question, up to this many.
+MAX_PARTS = 5
+#: Intents that are no question of their own when they come with one (see `question_parts`).
+PLEASANTRIES = frozenset({"greeting", "closing"})
 # A channel's extra outbox payloads after a decision, e.g. Chatwoot's private note and handoff:
 # (shop id, conversation external id, the answer) -> payloads. See Connector.after_decision.
 DecisionHook = Callable[[str, str, dict[str, Any]], list[dict[str, Any]]]
@@ -50,32 +55,46 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
     if shop is None:
         raise UnknownShop({"shop": event.shop, "known": sorted(deps.settings.shops)})
     now = deps.clock.now()
+    # One statement each: the buyer and the conversation come back from their upserts (no re-read).
     buyer = await repo.upsert_buyer(tx, shop_id=shop.id, external_id=event.buyer.id, nick=event.buyer.nick, now=now)
     conv = await repo.upsert_conversation(
         tx, shop_id=shop.id, external_id=event.conversation_id, buyer_id=buyer.id, channel=channel, now=now
     )
-    msg = await repo.add_message(
-        tx, conv, direction="in", author="buyer", external_id=event.message_id, text=event.text,
-        sent_at=event.sent_at or now, now=now,
-    )
 
     normalized = normalize(event.text)
-    ranking = deps.matcher.rank(normalized, limit=MAX_SUGGESTIONS)
     locale = normalized.lang if normalized.lang in deps.libraries.libraries else shop.locale
-    top = ranking.top
-    escalates = top is not None and deps.libraries.intent(locale, top.intent).escalate
-    signals = Signals(ranking, deps.matcher.would_auto_send(ranking), escalates, normalized.text)
+    parts = question_parts(deps, normalized)
     context = Context(
         blacklisted=buyer.blacklisted_at is not None,
         opted_out=buyer.opted_out_at is not None,
         offline_notice_for=conv.offline_notice_for,
     )
+    ranking, signals = _act_on(deps, parts, shop, context, locale, normalized, now)
+    top = ranking.top
     decision = decide(signals, shop, context, now)
+    if decision.send:  # only an automatic message needs the rate-limit counts (from the DB: every instance's)
+        to_buyer, by_shop = await repo.auto_send_counts(
+            tx, shop_id=shop.id, buyer_id=buyer.id, now=now, buyer_hour_cap=shop.auto_send.max_per_buyer_per_hour,
+            shop_minute_cap=shop.auto_send.max_per_shop_per_minute)
+        context = replace(context, auto_sent_to_buyer=to_buyer, auto_sent_by_shop=by_shop)
+        decision = decide(signals, shop, context, now)
 
     await repo.supersede_pending(tx, conv.id, now)
+    # The buyer's message is stored once, with its outcome, before any reply (so it keeps the lower id).
+    msg = await repo.add_message(
+        tx, conv, direction="in", author="buyer", external_id=event.message_id, text=event.text,
+        sent_at=event.sent_at or now, now=now, intent=top.intent if top else None, score=top.score if top else None,
+        action=decision.action,
+    )
     variables = variables_for(shop, buyer, locale, now)
     scores = {c.intent: c for c in ranking.candidates}
-    last_text = await repo.last_bot_text(tx, conv.id)
+    suggest = decision.suggest
+    if len(parts) > 1 and decision.action in ("suggested", "auto_sent"):  # not for an escalation or a blacklist
+        # One suggestion per question, best first, with its part's own score and trigger; a question
+        # answered automatically (the opt-out confirmation) is not suggested again.
+        scores = {r.top.intent: r.top for r in parts if r.top is not None}
+        suggest = tuple(intent for intent in scores if intent not in decision.send)
+    last_text = await repo.last_bot_text(tx, conv.id) if decision.send else None
     sent: list[dict[str, Any]] = []
     unsent: list[str] = []  # auto-send intents whose every variant would repeat the last reply
     auto_rows: list[repo.NewSuggestion] = []
@@ -91,11 +110,11 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
 
     action = decision.action
     if action == "auto_sent" and not sent:
-        action = "suggested"  # never send the same text twice in a row: leave it to an agent
-    pending = _suggestions(deps, locale, (*unsent, *decision.suggest), variables, scores)
+        action = msg.action = "suggested"  # never send the same text twice in a row: leave it to an agent
+    pending = _suggestions(deps, locale, (*unsent, *suggest), variables, scores, per_intent=len(parts) > 1)
     rows = await repo.add_suggestions(tx, msg, [*auto_rows, *pending], now)
 
-    msg.intent, msg.score, msg.action = (top.intent, top.score, action) if top else (None, None, action)
+    # Changes to the tracked rows go out in one UPDATE each, at the next statement (autoflush).
     conv.last_buyer_at = msg.sent_at
     conv.last_intent = top.intent if top else None
     conv.last_score = top.score if top else None
@@ -103,11 +122,13 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
         conv.offline_notice_for = decision.offline_key
     if decision.opt_out and buyer.opted_out_at is None:
         buyer.opted_out_at = now
-    await followups.on_buyer_message(tx, shop, conv, buyer, msg.intent, now)
     conv.status = "escalated" if action == "escalated" else ("waiting" if pending else conv.status)
-    log.info("message %s conv=%s intent=%s score=%s action=%s", msg.id, conv.id,
-             msg.intent, f"{msg.score:.1f}" if msg.score is not None else "-", action)
-    result = answer(event, decision, action, rows, sent, score=msg.score)
+    await followups.on_buyer_message(tx, shop, conv, buyer, msg.intent, now)
+    await aftersales.on_buyer_message(tx, shop, conv, buyer, msg, normalized.text, now)  # open / join a case
+    log.info("message %s conv=%s intent=%s score=%s action=%s parts=%d", msg.id, conv.id,
+             msg.intent, f"{msg.score:.1f}" if msg.score is not None else "-", action, len(parts))
+    result = answer(event, decision, action, rows, sent, score=msg.score,
+                    limit=MAX_PARTS if len(parts) > 1 else MAX_SUGGESTIONS)
     hook = deps.decision_hooks.get(conv.channel)
     for payload in hook(shop.id, conv.external_id, result) if hook is not None else ():
         await repo.enqueue(tx, conv=conv, channel=conv.channel, payload=payload, reply_id=repo.new_reply_id(), now=now)
@@ -115,7 +136,7 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
 
 
 def answer(event: MessageEvent, decision: Decision, action: str, rows: list[Suggestion],
-           sent: list[dict[str, Any]], *, score: float | None) -> dict[str, Any]:
+           sent: list[dict[str, Any]], *, score: float | None, limit: int = MAX_SUGGESTIONS) -> dict[str, Any]:
     return {
         "conversation_id": event.conversation_id,
         "message_id": event.message_id,
@@ -126,7 +147,7 @@ def answer(event: MessageEvent, decision: Decision, action: str, rows: list[Sugg
         "suggestions": [
             {"id": r.id, "intent": r.intent, "score": r.score, "text": r.text, "status": r.status}
             for r in rows
-        ][:MAX_SUGGESTIONS],
+        ][:limit],
         "sent": sent,
     }
 
@@ -189,15 +210,54 @@ def _new_suggestion(intent: str, candidate: Candidate | None, reply: Reply, stat
 
 
 def _suggestions(deps: PipelineDeps, locale: str, intents: tuple[str, ...], variables: dict[str, Any],
-                 scores: dict[str, Candidate]) -> list[repo.NewSuggestion]:
-    """One reply per intent, best first; if fewer than three intents, more variants of the first."""
+                 scores: dict[str, Candidate], *, per_intent: bool = False) -> list[repo.NewSuggestion]:
+    """One reply per intent, best first; if fewer than three intents, more variants of the first.
+    `per_intent` (a message asking several questions): exactly one reply per intent, up to MAX_PARTS."""
     unique = list(dict.fromkeys(intents))
     rendered = {intent: _variants(deps, locale, intent, variables) for intent in unique}
     items = [_new_suggestion(i, scores.get(i), rendered[i][0]) for i in unique if rendered[i]]
+    if per_intent:
+        return items[:MAX_PARTS]
     if unique:
         extra = rendered[unique[0]][1:]
         items += [_new_suggestion(unique[0], scores.get(unique[0]), r) for r in extra]
     return items[:MAX_SUGGESTIONS]
+
+
+def _act_on(deps: PipelineDeps, parts: list[Ranking], shop: ShopSettings, context: Context, locale: str,
+            normalized: Normalized, now: datetime) -> tuple[Ranking, Signals]:
+    """The ranking the decision is made on, and its signals. One question: the message's own. Several: the
+    first that a human must handle (escalation, a discount over the ceiling), else the first asking to stop
+    automated messages, else the best; never auto-sent (an answer to one question leaves the others open)."""
+    single = len(parts) == 1
+
+    def signals_of(ranking: Ranking) -> Signals:
+        top = ranking.top
+        escalates = top is not None and deps.libraries.intent(locale, top.intent).escalate
+        auto = single and deps.matcher.would_auto_send(ranking)
+        return Signals(ranking, auto, escalates, normalized.text)
+
+    if single:
+        return parts[0], signals_of(parts[0])
+    options = [(r, signals_of(r)) for r in parts]
+    decisions = [decide(signals, shop, context, now) for _, signals in options]
+    chosen = next((i for i, d in enumerate(decisions) if d.action == "escalated"), None)
+    if chosen is None:
+        chosen = next((i for i, d in enumerate(decisions) if d.opt_out), 0)
+    return options[chosen]
+
+
+def question_parts(deps: PipelineDeps, normalized: Normalized) -> list[Ranking]:
+    """The rankings to act on: one per question when the message asks several different things (best
+    first), else the whole message's ranking alone. A greeting or a thank-you beside a question is no
+    question of its own ("亲 在吗？能便宜点吗" is about the price), so it never makes a message multi-part."""
+    parts = deps.matcher.rank_parts(normalized, limit=MAX_SUGGESTIONS)
+    asked = [r for r in parts if r.top is not None and r.top.intent not in PLEASANTRIES]
+    if len(asked) > 1:
+        return asked[:MAX_PARTS]
+    if len(parts) == 1 and parts[0].normalized is normalized:
+        return parts  # rank_parts already ranked the whole message
+    return [deps.matcher.rank(normalized, limit=MAX_SUGGESTIONS)]
 
 
 async def accept_suggestion(tx: Tx, suggestion: Suggestion, *, text: str | None, agent: str, now: datetime) -> str:

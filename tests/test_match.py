@@ -1,11 +1,12 @@
 """Match stage: buyer text -> ranked intents; abstain on noise, ambiguity and negatives."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from csbot.library import Intent, Library, LibrarySet, load_libraries
-from csbot.match import SOUND_PENALTY, Matcher, Ranking, _may_beat, _suppressed, split_questions
+from csbot.match import SHORTLIST_PER_INTENT, SOUND_PENALTY, Matcher, Ranking, _may_beat, _suppressed, split_questions
 from csbot.normalize import normalize
 
 LIBRARY_DIR = Path(__file__).resolve().parents[1] / "scripts_library"
@@ -237,3 +238,17 @@ def test_score_bounds_never_undercut_a_score(matcher: Matcher, text: str) -> Non
     for entry in shortlist:
         score = matcher._score(entry, message, suppressed)
         assert _may_beat(entry, message, not message.english, penalty, score - 1e-3), entry.trigger
+
+
+def test_shortlist_holds_at_most_the_cap_of_one_intent_but_every_negative() -> None:
+    """A big library's shortlist fills with variants of one intent: they are capped, negatives are not."""
+    variants = tuple(f"退货{c}" for c in "一二三四五六七八九十百千万亿甲乙丙丁")
+    negatives = tuple(f"退货{c}吗" for c in "东南西北")
+    matcher = _small(_intent("a", variants, negatives=negatives), _intent("b", ("退货费用",)))
+    message = matcher._encode(normalize("退货一二三"), learn=False)
+    shortlist = [matcher._entries[i] for i in matcher._shortlist(message)]
+    held = Counter(e.intent for e in shortlist if not e.negative)
+    assert len(variants) > SHORTLIST_PER_INTENT and held["a"] == SHORTLIST_PER_INTENT
+    assert held["b"] == 1
+    assert sum(e.negative for e in shortlist) == len(negatives)
+    assert matcher.rank(normalize("退货一二三")).candidates[0].trigger == "退货一"  # the best share was kept

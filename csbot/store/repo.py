@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from csbot.store.db import Tx
@@ -30,8 +30,11 @@ def _insert(tx: Tx, table: Any) -> Any:
 
 def _for_update(tx: Tx, query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
     # SQLite has no row locks; its write transactions are already serialised (BEGIN IMMEDIATE).
+    # PostgreSQL: FOR NO KEY UPDATE, the lock an UPDATE of non-key columns takes anyway. Plain FOR UPDATE
+    # would also block the FOR KEY SHARE that foreign-key checks take on the row: a reminder tick writing a
+    # row that points at an order deadlocked with an order.paid holding that order and cancelling the row.
     if _dialect(tx) == "postgresql":
-        return query.with_for_update(skip_locked=skip_locked)
+        return query.with_for_update(skip_locked=skip_locked, key_share=True)
     return query
 
 
@@ -60,7 +63,7 @@ async def claim_event(tx: Tx, *, channel: str, delivery_id: str, dedupe_key: str
         .on_conflict_do_nothing()
         .returning(InboundEvent.id)
     )
-    return (await tx.execute(stmt)).scalar_one_or_none()
+    return (await _core(tx, stmt)).scalar_one_or_none()
 
 
 async def stored_response(tx: Tx, *, channel: str, delivery_id: str, dedupe_key: str) -> dict[str, Any] | None:
@@ -68,22 +71,28 @@ async def stored_response(tx: Tx, *, channel: str, delivery_id: str, dedupe_key:
         or_((InboundEvent.channel == channel) & (InboundEvent.delivery_id == delivery_id),
             InboundEvent.dedupe_key == dedupe_key)
     ).limit(1)
-    return (await tx.execute(query)).scalar_one_or_none()
+    return (await _core(tx, query)).scalar_one_or_none()
 
 
 async def save_response(tx: Tx, event_id: int, response: dict[str, Any]) -> None:
-    await tx.execute(update(InboundEvent).where(InboundEvent.id == event_id).values(response=response))
+    await _core(tx, update(InboundEvent).where(InboundEvent.id == event_id).values(response=response))
+
+
+async def _core(tx: Tx, stmt: Any) -> Any:
+    """Run a statement on the transaction's connection, past the ORM session (no autoflush, no identity
+    map): for the idempotency rows, which no code holds as objects. Saves the ORM's per-statement work."""
+    return await (await tx.connection()).execute(stmt)
 
 
 # --- buyers and conversations ----------------------------------------------------------------------
 
 
 async def upsert_buyer(tx: Tx, *, shop_id: str, external_id: str, nick: str, now: datetime) -> Buyer:
+    """The buyer row, created on first sight (a non-empty nick is kept up to date): one statement."""
     stmt = _insert(tx, Buyer).values(shop_id=shop_id, external_id=external_id, nick=nick, created_at=now)
     set_ = {"nick": nick} if nick else {"external_id": external_id}  # an update so RETURNING yields the row
     stmt = stmt.on_conflict_do_update(index_elements=[Buyer.shop_id, Buyer.external_id], set_=set_)
-    buyer_id = (await tx.execute(stmt.returning(Buyer.id))).scalar_one()
-    return await tx.get_one(Buyer, buyer_id, populate_existing=True)
+    return await _upserted(tx, stmt.returning(Buyer))
 
 
 async def find_buyer(tx: Tx, shop_id: str, external_id: str) -> Buyer | None:
@@ -93,15 +102,22 @@ async def find_buyer(tx: Tx, shop_id: str, external_id: str) -> Buyer | None:
 
 async def upsert_conversation(tx: Tx, *, shop_id: str, external_id: str, buyer_id: int, channel: str,
                               now: datetime) -> Conversation:
+    """The conversation row, created on first sight, in one statement. On PostgreSQL the DO UPDATE branch
+    locks the row for the rest of the transaction (as SELECT … FOR UPDATE would), so two deliveries for
+    the same conversation take turns; SQLite's write transactions are serialised anyway."""
     stmt = _insert(tx, Conversation).values(
         shop_id=shop_id, external_id=external_id, buyer_id=buyer_id, channel=channel, status="open", created_at=now
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[Conversation.shop_id, Conversation.external_id], set_={"buyer_id": buyer_id}
     )
-    conv_id = (await tx.execute(stmt.returning(Conversation.id))).scalar_one()
-    query = _for_update(tx, select(Conversation).where(Conversation.id == conv_id))
-    return (await tx.execute(query.execution_options(populate_existing=True))).scalar_one()
+    return await _upserted(tx, stmt.returning(Conversation))
+
+
+async def _upserted(tx: Tx, stmt: Any) -> Any:
+    # An ORM-enabled INSERT … RETURNING the entity: the row comes back as a tracked object, without a
+    # second SELECT; populate_existing refreshes an object this session already holds.
+    return (await tx.scalars(stmt, execution_options={"populate_existing": True})).one()
 
 
 async def set_blacklist(tx: Tx, *, shop_id: str, external_id: str, reason: str | None, by: str,
@@ -151,6 +167,32 @@ async def count_messages(tx: Tx, *, shop_id: str, conversation_external_id: str,
     return (await tx.execute(query)).scalar_one()
 
 
+async def recent_bot_messages(tx: Tx, *, since: datetime, cap: int, shop_id: str | None = None,
+                              buyer_id: int | None = None) -> int:
+    """Automatic messages (author bot) to the buyer, or by the shop, created since `since`, counted up to
+    `cap`: only the newest `cap` rows are looked at (by id, newest first), so the query stays cheap
+    however many messages the table holds, and a count of `cap` means "at the cap"."""
+    query = select(Message.created_at).where(Message.direction == "out", Message.author == "bot")
+    if buyer_id is not None:
+        query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
+            Conversation.buyer_id == buyer_id)
+    if shop_id is not None:
+        query = query.where(Message.shop_id == shop_id)
+    newest = query.order_by(Message.id.desc()).limit(cap).subquery()
+    return (await tx.execute(select(func.count()).select_from(newest).where(newest.c.created_at >= since))
+            ).scalar_one()
+
+
+async def auto_send_counts(tx: Tx, *, shop_id: str, buyer_id: int, now: datetime, buyer_hour_cap: int | None,
+                           shop_minute_cap: int | None) -> tuple[int, int]:
+    """(automatic messages to the buyer in the last hour, by the shop in the last minute), each up to its cap."""
+    to_buyer = 0 if buyer_hour_cap is None else await recent_bot_messages(
+        tx, since=now - timedelta(hours=1), cap=buyer_hour_cap, buyer_id=buyer_id)
+    by_shop = 0 if shop_minute_cap is None else await recent_bot_messages(
+        tx, since=now - timedelta(minutes=1), cap=shop_minute_cap, shop_id=shop_id)
+    return to_buyer, by_shop
+
+
 # --- suggestions -----------------------------------------------------------------------------------
 
 
@@ -174,15 +216,18 @@ async def supersede_pending(tx: Tx, conversation_id: int, now: datetime) -> None
 
 
 async def add_suggestions(tx: Tx, msg: Message, items: Sequence[NewSuggestion], now: datetime) -> list[Suggestion]:
-    rows = [
-        Suggestion(message_id=msg.id, conversation_id=msg.conversation_id, rank=rank, intent=s.intent,
-                   score=s.score, trigger=s.trigger, template=s.template, text=s.text, status=s.status,
-                   created_at=now)
+    if not items:
+        return []
+    values = [
+        {"message_id": msg.id, "conversation_id": msg.conversation_id, "rank": rank, "intent": s.intent,
+         "score": s.score, "trigger": s.trigger, "template": s.template, "text": s.text, "status": s.status,
+         "created_at": now}
         for rank, s in enumerate(items, start=1)
     ]
-    tx.add_all(rows)
-    await tx.flush()
-    return rows
+    # One multi-row INSERT … RETURNING (ORM bulk insert). Not sort_by_parameter_order: on SQLite that runs
+    # one INSERT per row; the distinct ranks put the rows back in order instead.
+    rows = (await tx.scalars(insert(Suggestion).returning(Suggestion), values)).all()
+    return sorted(rows, key=lambda row: row.rank)
 
 
 async def suggestion_for_update(tx: Tx, suggestion_id: int) -> Suggestion | None:
@@ -272,16 +317,19 @@ async def claim_outbox(tx: Tx, *, now: datetime, lease: timedelta, limit: int) -
     return sorted((await tx.execute(stmt)).scalars().all(), key=lambda item: item.id)
 
 
-async def finish_outbox(tx: Tx, item_id: int, *, status: str, now: datetime, error: str | None = None,
+async def finish_outbox(tx: Tx, item_id: int, *, attempt: int, status: str, now: datetime, error: str | None = None,
                         next_attempt_at: datetime | None = None) -> None:
     values: dict[str, Any] = {"status": status, "lease_until": None, "last_error": error}
     if status == "delivered":
         values["delivered_at"] = now
     if next_attempt_at is not None:
         values["next_attempt_at"] = next_attempt_at
-    # Only the holder of the claim may finish it (a sender whose lease expired must not overwrite).
+    # Only the holder of the claim may finish it: `attempts` is the claim's fencing token, so a sender whose
+    # lease ran out while it was stalled cannot overwrite the claim another instance has taken since.
     await tx.execute(
-        update(OutboxItem).where(OutboxItem.id == item_id, OutboxItem.status == "sending").values(**values)
+        update(OutboxItem)
+        .where(OutboxItem.id == item_id, OutboxItem.status == "sending", OutboxItem.attempts == attempt)
+        .values(**values)
     )
 
 
