@@ -132,10 +132,11 @@ async def csbot_run(instances: int, n: int, concurrency: int, secret: str, texts
                 print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
                 raise
             urls.append(f"http://127.0.0.1:{port}/webhooks/generic")
-        await load(urls, events(secret, WARMUP, texts), concurrency)
+        warm = await load(urls, events(secret, WARMUP, texts), concurrency)
         cpu_before = sum(cpu_seconds(p.pid) for p in procs)
         result = await load(urls, events(secret, n, texts), concurrency)
         result["server_cpu_ms_per_request"] = (sum(cpu_seconds(p.pid) for p in procs) - cpu_before) * 1000 / n
+        result["warmup_statuses"] = warm["statuses"]  # the stored-message count below includes the warm-up
     finally:
         for proc in procs:
             stop(proc)

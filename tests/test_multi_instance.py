@@ -150,7 +150,10 @@ async def test_three_instances_one_sigkilled_send_every_reminder_once(
     assert problems == []
     assert len(twins) >= ORDERS // 20 and all(a == b for a, b in twins)
     logs = [server.errors() for server in servers]
-    assert all("reminders tick" in log or "delivered (attempt" in log for log in logs)  # each one took part
+    # Each survivor fired or delivered; the victim answered webhooks before it died (it may be killed mid-way
+    # through its first tick, which then logs nothing: its claimed rows are taken over once the lease expires).
+    assert all("reminders tick" in log or "delivered (attempt" in log for log in logs[:2])
+    assert "POST /webhooks/generic 200" in logs[2]
     assert sum("reminders tick" in log for log in logs) >= 2  # the firing was shared
 
     async with database(postgres_url) as db, db.read() as tx:
