@@ -2,36 +2,11 @@
 // No framework, no build step, no CDN. Text from buyers is only ever set through textContent.
 "use strict";
 (function () {
-  const boot = JSON.parse(document.getElementById("boot").textContent);
-  const t = boot.t;
-  const $ = (id) => document.getElementById(id);
+  const { boot, t, $, api, el } = window.csbot;
   const FLAGS = ["platform_intervened", "late_shipment", "out_of_stock"];
   let openId = null;
 
-  async function api(path, body) {
-    const opts = { credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      opts.method = "POST";
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRF-Token"] = boot.csrf; // the session's CSRF token, checked on every POST
-      opts.body = JSON.stringify(body);
-    }
-    const resp = await fetch(path, opts);
-    if (resp.status === 401) { location.href = "/console/login?next=" + encodeURIComponent(location.pathname); }
-    const data = await resp.json().catch(() => ({}));
-    if (!resp.ok) {
-      const field = data && data.detail && data.detail.field ? " (" + data.detail.field + ")" : "";
-      throw new Error(((data && data.error) || resp.status) + field);
-    }
-    return data;
-  }
 
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = text;
-    return e;
-  }
   function when(iso) { return iso ? new Date(iso).toLocaleString() : "–"; }
   function breachBadges(c) {
     return c.breaches.map((b) => el("span", "badge breach", t["breach_" + b] || t.breach));

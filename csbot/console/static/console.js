@@ -2,9 +2,7 @@
 // No framework, no build step, no CDN. Text from buyers is only ever set through textContent.
 "use strict";
 (function () {
-  const boot = JSON.parse(document.getElementById("boot").textContent);
-  const t = boot.t;
-  const $ = (id) => document.getElementById(id);
+  const { boot, t, $, api, el } = window.csbot;
   let queue = [];
   let openId = null;
   let current = null; // the open conversation's detail
@@ -12,27 +10,7 @@
   let editing = null; // suggestion id being edited
   let offset = 0; // server clock - browser clock, in ms
 
-  async function api(path, body, method) {
-    const opts = { credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined || method) {
-      opts.method = method || "POST";
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRF-Token"] = boot.csrf; // the session's CSRF token, checked on every POST
-      opts.body = JSON.stringify(body || {});
-    }
-    const resp = await fetch(path, opts);
-    if (resp.status === 401) { location.href = "/console/login?next=" + encodeURIComponent(location.pathname); }
-    const data = await resp.json().catch(() => ({}));
-    if (!resp.ok) { throw new Error((data && data.error) || resp.status); }
-    return data;
-  }
 
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = text;
-    return e;
-  }
 
   function score(v) { return v === null || v === undefined ? "–" : Number(v).toFixed(1); }
 

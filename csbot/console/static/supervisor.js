@@ -1,28 +1,7 @@
 // csbot supervisor page: escalations, blacklist, library proposals.
 "use strict";
 (function () {
-  const boot = JSON.parse(document.getElementById("boot").textContent);
-  const t = boot.t;
-  const $ = (id) => document.getElementById(id);
-  async function api(path, body, method) {
-    const opts = { credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined || method) {
-      opts.method = method || "POST";
-      opts.headers["Content-Type"] = "application/json";
-      opts.headers["X-CSRF-Token"] = boot.csrf;
-      opts.body = JSON.stringify(body || {});
-    }
-    const resp = await fetch(path, opts);
-    const data = await resp.json().catch(() => ({}));
-    if (!resp.ok) throw new Error((data && data.error) || resp.status);
-    return data;
-  }
-  function el(tag, cls, text) {
-    const e = document.createElement(tag);
-    if (cls) e.className = cls;
-    if (text !== undefined && text !== null) e.textContent = text;
-    return e;
-  }
+  const { boot, t, $, api, el } = window.csbot;
   async function load() {
     const q = await api("/api/queue?status=escalated");
     const esc = $("escalations");
