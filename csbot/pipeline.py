@@ -123,8 +123,9 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
     if decision.opt_out and buyer.opted_out_at is None:
         buyer.opted_out_at = now
     conv.status = "escalated" if action == "escalated" else ("waiting" if pending else conv.status)
-    await followups.on_buyer_message(tx, shop, conv, buyer, msg.intent, now)
-    await aftersales.on_buyer_message(tx, shop, conv, buyer, msg, normalized.text, now)  # open / join a case
+    case = await aftersales.open_case(tx, conv.id)  # one query for both: keep its follow-up, add to it
+    await followups.on_buyer_message(tx, shop, conv, buyer, msg.intent, now, has_open_case=case is not None)
+    await aftersales.on_buyer_message(tx, shop, conv, buyer, msg, normalized.text, now, current=case)
     log.info("message %s conv=%s intent=%s score=%s action=%s parts=%d", msg.id, conv.id,
              msg.intent, f"{msg.score:.1f}" if msg.score is not None else "-", action, len(parts))
     result = answer(event, decision, action, rows, sent, score=msg.score,
@@ -135,7 +136,7 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
     return result
 
 
-def answer(event: MessageEvent, decision: Decision, action: str, rows: list[Suggestion],
+def answer(event: MessageEvent, decision: Decision, action: str, rows: list[tuple[int, repo.NewSuggestion]],
            sent: list[dict[str, Any]], *, score: float | None, limit: int = MAX_SUGGESTIONS) -> dict[str, Any]:
     return {
         "conversation_id": event.conversation_id,
@@ -145,8 +146,8 @@ def answer(event: MessageEvent, decision: Decision, action: str, rows: list[Sugg
         "score": None if score is None else round(score, 1),
         "reason": decision.reason,
         "suggestions": [
-            {"id": r.id, "intent": r.intent, "score": r.score, "text": r.text, "status": r.status}
-            for r in rows
+            {"id": id_, "intent": r.intent, "score": r.score, "text": r.text, "status": r.status}
+            for id_, r in rows
         ][:limit],
         "sent": sent,
     }

@@ -139,11 +139,19 @@ async def _remark(tx: Tx, case: Case, shop: ShopSettings, text: str, actor: str,
 # --- the pipeline's hook ----------------------------------------------------------------------------
 
 
+async def open_case(tx: Tx, conversation_id: int) -> Case | None:
+    """The conversation's latest case that has not ended, if any."""
+    query = (select(Case).where(Case.conversation_id == conversation_id, Case.ended_at.is_(None))
+             .order_by(Case.id.desc()).limit(1))
+    return (await tx.execute(query)).scalar_one_or_none()
+
+
 async def on_buyer_message(tx: Tx, shop: ShopSettings, conv: Conversation, buyer: Buyer, msg: Message, text: str,
-                           now: datetime) -> Case | None:
+                           now: datetime, *, current: Case | None) -> Case | None:
     """After the decision: an after-sales intent opens or joins the buyer's case (with the order this chat is
-    about, if any); another message in a conversation with an open case adds its photos, and answers a case
-    that was waiting for the buyer (back to in_progress). `text` is the normalised message."""
+    about, if any); another message in a conversation with an open case (`current`, from `open_case`) adds
+    its photos, and answers a case that was waiting for the buyer (back to in_progress). `text` is the
+    normalised message."""
     if buyer.blacklisted_at is not None:
         return None  # csbot ignores blacklisted buyers; agents can still open a case by hand
     urls = cases.photo_urls(msg.text)
@@ -155,12 +163,9 @@ async def on_buyer_message(tx: Tx, shop: ShopSettings, conv: Conversation, buyer
             message_id=msg.external_id)
         case = opened.case
     else:
-        query = (select(Case).where(Case.conversation_id == conv.id, Case.ended_at.is_(None))
-                 .order_by(Case.id.desc()).limit(1))
-        found = (await tx.execute(query)).scalar_one_or_none()
-        if found is None:
+        if current is None:
             return None
-        case = found
+        case = current
         await _add_photos(tx, case, urls, msg.external_id, now)
     if case.state == "waiting_buyer":
         _event(tx, case, "transition", "buyer", now, from_state=case.state, to_state="in_progress",

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select
-
 from csbot.config import AfterSalesSettings, ShopSettings
 from csbot.reminders import plans
 from csbot.reminders import repo as reminders_repo
 from csbot.store.db import Tx
-from csbot.store.models import Buyer, Case, Conversation
+from csbot.store.models import Buyer, Conversation
 
 CONSULT_INTENTS = frozenset({"product_info", "bargain", "shipping_fee", "promotion", "stock", "ship_time"})
 AFTERSALES_INTENTS = frozenset({"return_refund", "exchange", "quality_issue", "logistics"})
@@ -31,10 +29,11 @@ CASE_KINDS: tuple[plans.Kind, ...] = (plans.AFTERSALES, plans.CASE_WAITING)
 
 
 async def on_buyer_message(tx: Tx, shop: ShopSettings, conv: Conversation, buyer: Buyer, intent: str | None,
-                           now: datetime) -> None:
-    """Cancel the conversation's pending follow-ups and arm the one this message calls for, if any."""
+                           now: datetime, *, has_open_case: bool) -> None:
+    """Cancel the conversation's pending follow-ups and arm the one this message calls for, if any.
+    `has_open_case`: the conversation has an after-sales case that has not ended (its follow-up stays)."""
     aftersales = intent in AFTERSALES_INTENTS
-    keep_case = aftersales or await _has_open_case(tx, conv.id)
+    keep_case = aftersales or has_open_case
     await reminders_repo.cancel_followups(tx, conv.id, reason="buyer_wrote_again", now=now,
                                           keep=(plans.AFTERSALES,) if keep_case else ())
     if buyer.opted_out_at is not None:
@@ -58,11 +57,6 @@ async def on_agent_reply(tx: Tx, conversation_id: int, now: datetime) -> None:
     wait for the buyer: the agent's message is what the buyer should answer)."""
     await reminders_repo.cancel_followups(tx, conversation_id, reason="agent_replied", now=now,
                                           keep=(plans.CASE_WAITING,))
-
-
-async def _has_open_case(tx: Tx, conversation_id: int) -> bool:
-    query = select(exists().where(Case.conversation_id == conversation_id, Case.ended_at.is_(None)))
-    return bool((await tx.execute(query)).scalar())
 
 
 async def arm_case_waiting(tx: Tx, *, shop_id: str, conversation_id: int, buyer_id: int, policy: AfterSalesSettings,

@@ -104,6 +104,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("shop_id", "direction", "external_id"),
         Index("ix_messages_conversation", "conversation_id", "id"),
+        # The automatic-send rate limits count a shop's recent bot messages (store/repo.py recent_bot_messages).
+        Index("ix_messages_shop_author_created", "shop_id", "author", "created_at"),
     )
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))

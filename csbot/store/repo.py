@@ -78,10 +78,10 @@ async def save_response(tx: Tx, event_id: int, response: dict[str, Any]) -> None
     await _core(tx, update(InboundEvent).where(InboundEvent.id == event_id).values(response=response))
 
 
-async def _core(tx: Tx, stmt: Any) -> Any:
+async def _core(tx: Tx, stmt: Any, parameters: Any = None) -> Any:
     """Run a statement on the transaction's connection, past the ORM session (no autoflush, no identity
-    map): for the idempotency rows, which no code holds as objects. Saves the ORM's per-statement work."""
-    return await (await tx.connection()).execute(stmt)
+    map): for rows which no code holds as objects. Saves the ORM's per-statement work."""
+    return await (await tx.connection()).execute(stmt, parameters)
 
 
 # --- buyers and conversations ----------------------------------------------------------------------
@@ -170,17 +170,17 @@ async def count_messages(tx: Tx, *, shop_id: str, conversation_external_id: str,
 async def recent_bot_messages(tx: Tx, *, since: datetime, cap: int, shop_id: str | None = None,
                               buyer_id: int | None = None) -> int:
     """Automatic messages (author bot) to the buyer, or by the shop, created since `since`, counted up to
-    `cap`: only the newest `cap` rows are looked at (by id, newest first), so the query stays cheap
-    however many messages the table holds, and a count of `cap` means "at the cap"."""
-    query = select(Message.created_at).where(Message.direction == "out", Message.author == "bot")
+    `cap` (a count of `cap` means "at the cap"): a range of the index on (shop, author, created_at), or of
+    the buyer's conversations, of at most `cap` rows, however many messages the table holds."""
+    query = select(Message.id).where(Message.author == "bot", Message.direction == "out",
+                                     Message.created_at >= since)
     if buyer_id is not None:
         query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
             Conversation.buyer_id == buyer_id)
     if shop_id is not None:
         query = query.where(Message.shop_id == shop_id)
-    newest = query.order_by(Message.id.desc()).limit(cap).subquery()
-    return (await tx.execute(select(func.count()).select_from(newest).where(newest.c.created_at >= since))
-            ).scalar_one()
+    recent = query.limit(cap).subquery()
+    return (await tx.execute(select(func.count()).select_from(recent))).scalar_one()
 
 
 async def auto_send_counts(tx: Tx, *, shop_id: str, buyer_id: int, now: datetime, buyer_hour_cap: int | None,
@@ -208,14 +208,20 @@ class NewSuggestion:
 
 async def supersede_pending(tx: Tx, conversation_id: int, now: datetime) -> None:
     """A new buyer message makes the suggestions for the previous one stale."""
+    # synchronize_session=False: no code holds the pending rows as objects while it runs (the ORM's default
+    # "evaluate" pass over the identity map cost more than the UPDATE itself on the webhook's hot path).
     await tx.execute(
         update(Suggestion)
         .where(Suggestion.conversation_id == conversation_id, Suggestion.status == "pending")
         .values(status="superseded", decided_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
-async def add_suggestions(tx: Tx, msg: Message, items: Sequence[NewSuggestion], now: datetime) -> list[Suggestion]:
+async def add_suggestions(tx: Tx, msg: Message, items: Sequence[NewSuggestion], now: datetime
+                          ) -> list[tuple[int, NewSuggestion]]:
+    """Store the message's suggestions (rank = position) in one multi-row INSERT … RETURNING; returns each
+    with its new id, in rank order. Core, past the ORM: nothing holds these rows as objects here."""
     if not items:
         return []
     values = [
@@ -224,10 +230,10 @@ async def add_suggestions(tx: Tx, msg: Message, items: Sequence[NewSuggestion], 
          "created_at": now}
         for rank, s in enumerate(items, start=1)
     ]
-    # One multi-row INSERT … RETURNING (ORM bulk insert). Not sort_by_parameter_order: on SQLite that runs
-    # one INSERT per row; the distinct ranks put the rows back in order instead.
-    rows = (await tx.scalars(insert(Suggestion).returning(Suggestion), values)).all()
-    return sorted(rows, key=lambda row: row.rank)
+    # RETURNING rows may come back in any order (SQLite says so); the distinct ranks put them back.
+    rows = (await _core(tx, insert(Suggestion).returning(Suggestion.rank, Suggestion.id), values)).all()
+    ids = dict(rows)
+    return [(ids[rank], item) for rank, item in enumerate(items, start=1)]
 
 
 async def suggestion_for_update(tx: Tx, suggestion_id: int) -> Suggestion | None:
@@ -285,12 +291,17 @@ async def waiting_for_agent(tx: Tx, conversation_id: int) -> bool:
 # --- outbox ----------------------------------------------------------------------------------------
 
 
+#: Session.info key: this transaction put something in the outbox (see `enqueue`, `ingest.accept`).
+ENQUEUED = "csbot_enqueued"
+
+
 def new_reply_id() -> str:
     return "r_" + uuid.uuid4().hex
 
 
 async def enqueue(tx: Tx, *, conv: Conversation, channel: str, payload: dict[str, Any], reply_id: str,
                   now: datetime) -> OutboxItem:
+    tx.info[ENQUEUED] = True  # the caller wakes the outbox worker only when this transaction gave it work
     item = OutboxItem(
         reply_id=reply_id, shop_id=conv.shop_id, conversation_id=conv.id, channel=channel, payload=payload,
         status="pending", attempts=0, next_attempt_at=now, created_at=now,

@@ -74,7 +74,7 @@ async def channel_webhook(request: web.Request) -> web.Response:
         result = await accept(request.app[db_key], request.app[deps_key], channel=connector.name,
                               delivery_id=received.delivery_id, event=received.event)
         response = result.response
-        if not result.duplicate:  # a reply, a note or a handoff may be waiting in the outbox
+        if result.enqueued:  # a reply, a note or a handoff is waiting in the outbox
             request.app[outbox_key].wake()
     out = connector.respond(received, response)
     if out.json is not None:

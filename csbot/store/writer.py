@@ -1,0 +1,120 @@
+"""SQLite's writer thread: a whole write transaction in one hop to a thread, not three hops per statement.
+
+aiosqlite runs every driver call (cursor, execute, fetch, close, commit) on its own thread and wakes the
+event loop for each result: about a dozen statements per webhook cost 40 such round trips, which measured
+as much CPU as all the SQL itself (benchmarks/webhook_notes.md). SQLite is a library, not a server: the
+calls themselves take microseconds. So for hot write transactions csbot hands the *whole* transaction (a
+coroutine function taking the session) to one thread that owns its own event loop and its own engine, on
+which the driver runs each call on the spot ("inline"), and the caller's loop is woken once, at the end.
+
+The calls block only this thread, which exists for nothing else; SQLite's busy timeout (another process
+holding the write lock) blocks it too, never the server's loop. The transaction code is the same async
+code that runs everywhere else (and unchanged on PostgreSQL, where asyncpg needs no thread at all).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import aiosqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+T = TypeVar("T")
+
+
+async def finish_even_if_cancelled(work: asyncio.Future[T]) -> T:
+    """Await `work`; if the awaiting task is cancelled meanwhile, still wait for `work` to end before the
+    cancellation goes on, so a transaction is never left half-way or still running behind its caller's back
+    (and the caller's turn at the write lock lasts until it has ended)."""
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        if not work.done():
+            await asyncio.wait([work])
+        raise
+
+
+class _RunNow:
+    """Stands in for aiosqlite's work queue: runs each queued call at once, on the calling thread, and
+    settles its future before aiosqlite awaits it (an already settled future never yields to the loop)."""
+
+    def put_nowait(self, item: tuple[asyncio.Future[Any] | None, Callable[[], Any]]) -> None:
+        future, function = item
+        try:
+            result = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller, as aiosqlite's thread does
+            if future is not None and not future.done():
+                future.set_exception(exc)
+        else:
+            if future is not None and not future.done():
+                future.set_result(result)
+
+
+async def _inline_connect(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """An aiosqlite connection whose calls run on the calling thread (the writer's), without its own thread.
+    aiosqlite offers no switch for this, so its two internals are replaced: the queue and the idle thread."""
+    connection = aiosqlite.connect(*args, **kwargs)
+    connection._tx = _RunNow()  # type: ignore[assignment]  # noqa: SLF001
+    connection._thread = threading.Thread(target=lambda: None, daemon=True)  # noqa: SLF001 - started, ends at once
+    return await connection
+
+
+class SqliteWriter:
+    """One daemon thread running an event loop that runs write transactions, one at a time, on an engine of
+    its own (one connection, opened on that thread). Started on first use, stopped by `close()`."""
+
+    def __init__(self, url: str, configure: Callable[[AsyncEngine], None]) -> None:
+        self._url = url
+        self._configure = configure
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._engine: AsyncEngine | None = None
+        self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._start_lock = threading.Lock()
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._start_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(target=loop.run_forever, name="csbot-sqlite-writer", daemon=True)
+                self._thread.start()
+                self._engine = engine = create_async_engine(
+                    self._url, async_creator=functools.partial(_inline_connect, self._database()),
+                    hide_parameters=True, pool_size=1, max_overflow=0)
+                self._configure(engine)
+                self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+                self._loop = loop
+            return self._loop
+
+    def _database(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(self._url).database or ":memory:"
+
+    async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run `fn(session, *args)` in one write transaction on the writer thread; return its result. The
+        caller waits for the transaction to end even if it is cancelled meanwhile (the work is not undone)."""
+        loop = self._start()
+        future: Future[T] = asyncio.run_coroutine_threadsafe(self._transaction(fn, args), loop)
+        return await finish_even_if_cancelled(asyncio.wrap_future(future))
+
+    async def _transaction(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+        assert self._sessions is not None
+        async with self._sessions() as session, session.begin():
+            return await fn(session, *args)
+
+    async def close(self) -> None:
+        """Close the engine on the writer's loop, then stop the loop and the thread."""
+        loop, thread, engine = self._loop, self._thread, self._engine
+        if loop is None or thread is None or engine is None:
+            return
+        self._loop = None
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(engine.dispose(), loop))
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join)
+        loop.close()
