@@ -1,4 +1,5 @@
-"""Regenerate docs/quality.md: dev-set scores, confusion, failure categories, coverage on real buyer turns.
+"""Regenerate docs/quality.md: dev-set scores, confusion, failure categories, coverage on real buyer turns,
+and the English section (tests/fixtures/en_eval.jsonl by half, English and mixed real turns, text-speak probe).
 
     python benchmarks/quality_report.py            # writes docs/quality.md
     python benchmarks/quality_report.py --stdout   # prints it instead
@@ -10,6 +11,7 @@ run time and never quoted; failure categories are illustrated with made-up examp
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -20,12 +22,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import DEV_SET, REAL_SET, ROOT, dev_rows, read_jsonl, real_libraries  # noqa: E402
 
-from csbot.evaluate import ABSTAIN, OTHER, EvalReport, evaluate  # noqa: E402
+from csbot.evaluate import ABSTAIN, OTHER, EvalReport, evaluate, read_labelled  # noqa: E402
 from csbot.library import TAXONOMY, Library, LibrarySet  # noqa: E402
 from csbot.match import Matcher, Ranking  # noqa: E402
 from csbot.normalize import normalize  # noqa: E402
 
 OUT = ROOT / "docs" / "quality.md"
+EN_EVAL = ROOT / "tests" / "fixtures" / "en_eval.jsonl"
+#: The issue's targets for the English set (tests/test_english.py asserts the same).
+EN_TARGETS = "top-1 >= 93 %, top-3 >= 98 %, wrong auto-sends <= 0.5 % of lines"
+#: How English buyers shorten words; applied to the en library's own triggers as a robustness probe.
+TEXT_SPEAK = ((r"\byou\b", "u"), (r"\byour\b", "ur"), (r"\bare\b", "r"), (r"\bplease\b", "pls"),
+              (r"\bthanks\b", "thx"), (r"\bhow\b", "hw"), (r"'", ""), (r"\bwhat\b", "wat"))
+LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 
 #: Made-up messages that show each failure category (never lines from the dev set or the real data).
 ILLUSTRATIONS = {
@@ -200,8 +210,136 @@ def render() -> str:
         ]
     else:
         out += [f"(Real buyer turns not found at {REAL_SET}: coverage section skipped.)", ""]
-    out.append(f"Sources: dev set {DEV_SET.name}, real turns {REAL_SET.name}.")
+    out += english_section(libraries, matcher)
+    out.append(f"Sources: dev set {DEV_SET.name}, English set {EN_EVAL.name}, real turns {REAL_SET.name}.")
     return "\n".join(out) + "\n"
+
+
+def _eval_row(name: str, report: EvalReport) -> str:
+    return (f"| {name} | {report.n} | {pct(report.top1)} | {pct(report.top3)} | {report.abstained} "
+            f"| {report.auto_sent} | {pct(report.auto_send_precision)} | {report.wrong_auto_send} "
+            f"({report.wrong_auto_send_rate:.2%}) |")
+
+
+def text_speak_probe(libraries: LibrarySet, matcher: Matcher) -> tuple[int, int]:
+    """(en triggers that text-speak changes, of those still ranked top-1 as their own intent)."""
+    changed = kept = 0
+    for intent in libraries.library("en").intents.values():
+        for trigger in intent.triggers:
+            variant = trigger
+            for pattern, short in TEXT_SPEAK:
+                variant = re.sub(pattern, short, variant)
+            if variant == trigger:
+                continue
+            changed += 1
+            top = matcher.rank(normalize(variant)).top
+            kept += top is not None and top.intent == intent.id
+    return changed, kept
+
+
+def english_real_turns(matcher: Matcher) -> dict[str, tuple[int, int, int]]:
+    """Per group ("en": detected English; "mixed": Chinese with a Latin word): (turns, confident, auto-sent)."""
+    groups: dict[str, list[int]] = {"en": [0, 0, 0], "mixed": [0, 0, 0]}
+    for record in read_jsonl(REAL_SET):
+        text = str(record["text"])
+        normalized = normalize(text)
+        if normalized.lang == "en":
+            group = groups["en"]
+        elif LATIN_WORD.search(text) and CJK.search(text):
+            group = groups["mixed"]
+        else:
+            continue
+        ranking = matcher.rank(normalized)
+        group[0] += 1
+        group[1] += ranking.top is not None
+        group[2] += matcher.would_auto_send(ranking)
+    return {name: (n, confident, auto) for name, (n, confident, auto) in groups.items()}
+
+
+def english_section(libraries: LibrarySet, matcher: Matcher) -> list[str]:
+    if not EN_EVAL.is_file():
+        return [f"(English set not found at {EN_EVAL}: English section skipped.)", ""]
+    rows = read_labelled(EN_EVAL)
+    whole, odd, even = (evaluate(matcher, part) for part in (rows, rows[0::2], rows[1::2]))
+    english_lines = sum(1 for text, _ in rows if normalize(text).lang == "en")
+    lookalikes = sorted(t for i in libraries.library("en").intents.values() for t in i.triggers
+                        if normalize(t).lang != "en")
+    changed, kept = text_speak_probe(libraries, matcher)
+    out = [
+        "## English (`tests/fixtures/en_eval.jsonl`)",
+        "",
+        f"{whole.n} hand-written English buyer messages ({english_lines} detected as English, the rest mixed "
+        "Chinese/English on purpose), 8-12 per intent and 30 `other`, with the noise English buyers type: "
+        "lowercase, no punctuation, typos, `u`/`pls`/`thx`/`hw`, emoji, order numbers, two questions in one "
+        "message. Same format and scoring as the dev set. Targets (issue 8): " + EN_TARGETS + ".",
+        "",
+        "| part | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
+        "|---|---|---|---|---|---|---|---|",
+        _eval_row("all", whole),
+        _eval_row("odd lines (tuned on)", odd),
+        _eval_row("even lines (held out first)", even),
+        "",
+        "How the set was used (measured while tuning, 2026-11-23; not regenerated): the set was written before "
+        "any library change and scored 86.0 % top-1, 91.5 % top-3, 0 wrong auto-sends with the library as it "
+        "was. The library was then tuned on the odd lines only; after that first round the held-out even lines "
+        "scored 91.0 % top-1, 96.0 % top-3, 0 wrong auto-sends (the odd lines 99.0 % / 100 %): that gap is the "
+        "honest estimate for unseen English phrasing. A further fresh set of 78 made-up lines, scored once "
+        "before it was used for anything, gave 89.7 % top-1, 93.6 % top-3, 0 wrong auto-sends. The even lines "
+        "and that fresh set were then used for a second round (colour/color spellings, size and number "
+        "wildcards, phrases that outweigh single words), so the table above is no longer a held-out figure "
+        "for them; expect new English phrasing near 90 % top-1.",
+        "",
+        "### Per intent (all lines)",
+        "",
+        "| label | n | right | recall | precision | confused with |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, row in whole.per_intent.items():
+        confusion = row["confusion"]
+        assert isinstance(confusion, dict)
+        wrong = ", ".join(f"{p} {c}" for p, c in confusion.items()
+                          if p != label and not (label == OTHER and p in (ABSTAIN, OTHER)))
+        precision = row["precision"]
+        out.append(f"| {label} | {row['n']} | {row['correct']} | {row['recall']:.0%} | "
+                   f"{'-' if precision is None else f'{precision:.0%}'} | {wrong or '-'} |")
+    out += [
+        "",
+        "### What limits English matching (for normalize.py / match.py)",
+        "",
+        f"- Text-speak: of the {changed} en triggers that change when written the way buyers shorten them "
+        f"(you→u, your→ur, are→r, please→pls, thanks→thx, how→hw, what→wat, no apostrophes), {kept} "
+        f"({kept / changed:.0%}) still rank their own intent first. `u`, `r`, `thx`, `hw` are unknown words to "
+        "the matcher (not stopwords, not synonyms), so each costs points; the library can only add a few such "
+        "spellings as triggers, and never short ones (`u there` would shrink to the single word `u`)."
+        if changed else "- Text-speak probe: no en trigger contains a word buyers shorten.",
+        f"- Pinyin look-alikes: {len(lookalikes)} en triggers are detected as pinyin, not English "
+        f"({', '.join(f'`{t}`' for t in lookalikes) or 'none'}; only `fapiao` is meant as pinyin). The same "
+        "happens to messages: `human` or `sale?` alone is read as Chinese and answered from zh-CN templates.",
+        "",
+    ]
+    if REAL_SET.is_file():
+        turns = english_real_turns(matcher)
+        en_n, en_confident, en_auto = turns["en"]
+        mixed_n, mixed_confident, mixed_auto = turns["mixed"]
+        out += [
+            "### English in the real buyer turns",
+            "",
+            "Aggregates only (research-only licence). The corpora are Chinese marketplaces: English buyers "
+            "barely occur, so this measures how little English there is, not how well it is answered; "
+            "the quality figures are the hand-written set above.",
+            "",
+            "| group | turns | confident intent | would be auto-sent |",
+            "|---|---|---|---|",
+            f"| detected English | {en_n} | {en_confident} | {en_auto} |",
+            f"| mixed (Chinese with a Latin word; answered as Chinese) | {mixed_n} | {mixed_confident} "
+            f"({mixed_confident / mixed_n:.1%}) | {mixed_auto} |" if mixed_n else "| mixed | 0 | - | - |",
+            "",
+            "Detected-English turns are nearly all acknowledgements (`ok`), platform masks and codes: `other` "
+            "lines, where abstaining is right. In mixed turns the Latin words are mostly product codes, model "
+            "names and platform ids inside Chinese sentences, not English.",
+            "",
+        ]
+    return out
 
 
 def main() -> None:
