@@ -6,6 +6,10 @@ Per library size: µs per message (p50/p99) for ``Matcher.rank`` on the normalis
 ``rapidfuzz.process.extractOne(text, triggers, scorer=fuzz.WRatio)`` and for ``difflib.get_close_matches``
 over the same normalised trigger strings, and top-1 on dev.jsonl for each. A baseline abstains below a
 cutoff; its cutoff is the one that maximises its own dev top-1 (generous to the baselines).
+
+Also, once: µs per message for ``normalize`` on the raw dev-set texts, with its word memos empty (first
+pass) and filled (second pass), against pypinyin's ``lazy_pinyin`` of the same Chinese runs (the part of
+``normalize`` the memos replace), in the same run.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import dev_rows, inflate, real_libraries, save, summary, trigger_total  # noqa: E402
+from pypinyin import lazy_pinyin  # noqa: E402
 from rapidfuzz import fuzz, process  # noqa: E402
 
+from csbot import normalize as normalize_module  # noqa: E402
 from csbot.evaluate import evaluate  # noqa: E402
 from csbot.library import TAXONOMY, LibrarySet  # noqa: E402
 from csbot.match import Matcher  # noqa: E402
-from csbot.normalize import Normalized, normalize  # noqa: E402
+from csbot.normalize import TOKEN, Normalized, normalize  # noqa: E402
 
 DIFFLIB_MAX_MESSAGES = {10_000: 100, 100_000: 30}  # difflib is linear and slow: fewer messages when big
 
@@ -73,6 +79,32 @@ def _best_of_rounds(samples: list[float], messages: int) -> list[float]:
     """Per message, its fastest round: what the code costs without the other processes' preemptions, which
     dominate the plain p99 on a shared 2-core machine (a message's rounds are ``messages`` samples apart)."""
     return [min(samples[i::messages]) for i in range(messages)]
+
+
+def normalise_timing() -> dict[str, object]:
+    """normalize() per raw dev message, memos empty then filled; lazy_pinyin of its Chinese runs as baseline."""
+    texts = [text for text, _ in dev_rows()]
+    normalize("预热")  # OpenCC and pypinyin dictionaries load on first use: not part of a message
+    for memo in (normalize_module._run_pinyin, normalize_module._word_pinyin, normalize_module._syllables):
+        memo.cache_clear()
+
+    def timed(fn: Callable[[str], object]) -> list[float]:
+        samples: list[float] = []
+        for text in texts:
+            start = time.perf_counter_ns()
+            fn(text)
+            samples.append((time.perf_counter_ns() - start) / 1000)
+        return samples
+
+    cold, warm = timed(normalize), timed(normalize)
+
+    pinyin_only = timed(lambda text: [lazy_pinyin(run) for run in TOKEN.findall(text) if not run.isascii()])
+    return {
+        "messages": len(texts),
+        "normalize_cold_us": summary(cold),
+        "normalize_warm_us": summary(warm),
+        "lazy_pinyin_of_runs_us": summary(pinyin_only),
+    }
 
 
 def run(size: int | None, rounds: int) -> dict[str, object]:
@@ -141,6 +173,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,real,10000,100000")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    norm = normalise_timing()
+    c, w, p = norm["normalize_cold_us"], norm["normalize_warm_us"], norm["lazy_pinyin_of_runs_us"]
+    print(f"normalize per dev message: memos empty p50 {c['p50']:.0f} µs p99 {c['p99']:.0f} | filled p50 "  # type: ignore[index]
+          f"{w['p50']:.0f} p99 {w['p99']:.0f} | lazy_pinyin of its runs alone p50 {p['p50']:.0f} p99 {p['p99']:.0f}",  # type: ignore[index]
+          flush=True)
     results = []
     for raw in args.sizes.split(","):
         size = None if raw == "real" else int(raw)
@@ -152,7 +189,7 @@ def main() -> None:
               f"WRatio p50 {w['p50']:8.0f} p99 {w['p99']:8.0f} | difflib p50 {d['p50']:9.0f} p99 {d['p99']:9.0f} | "  # type: ignore[index]
               f"top1 {result['top1']}", flush=True)
         results.append(result)
-    save("matcher", {"python": sys.version.split()[0], "rounds": args.rounds, "results": results})
+    save("matcher", {"python": sys.version.split()[0], "rounds": args.rounds, "normalize": norm, "results": results})
 
 
 if __name__ == "__main__":

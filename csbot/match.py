@@ -8,21 +8,31 @@ share their syllables). Each trigger has two encodings: its text (characters and
 
 Per message we look up an inverted index of unit bigrams to shortlist triggers (never a linear scan;
 at most SHORTLIST_PER_INTENT of one intent), score the shortlist with RapidFuzz (whole-string ratio, and
-containment of a short trigger in a long message) -- skipping a trigger whose cheap upper bound cannot beat
-what its intent already holds, which keeps a 10k-trigger library fast without changing any score -- keep
-the best trigger per intent, penalise intents whose negative examples fit better than their triggers, and
-abstain when the best score is under the intent's threshold or too close to the runner-up. ``rank_parts``
-does the same per question of a message that asks several ("包邮吗 什么时候发货").
+containment of a short trigger in a long message), keep the best trigger per intent, penalise intents whose
+negative examples fit better than their triggers, and abstain when the best score is under the intent's
+threshold or too close to the runner-up. ``rank_parts`` does the same per question of a message that asks
+several ("包邮吗 什么时候发货").
+
+Speed without changing a result: every shortlisted trigger gets a cheap upper bound of its score (one LCS
+length per encoding, counted in C); triggers are scored highest bound first, and only while the bound can
+still beat what their intent holds or what it takes to reach the caller's top ``limit``; a score that could
+only lose is not computed in full (RapidFuzz score_cutoff). Rankings are identical to scoring the whole
+shortlist (checked on the dev set and the real turns, at the real size and at 10k triggers).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain, compress, repeat
+from operator import attrgetter, truediv
+from typing import NamedTuple
 
 from rapidfuzz import fuzz
+from rapidfuzz.distance import LCSseq
 
 from csbot.library.model import LibrarySet
 from csbot.normalize import PINYIN_SYLLABLES, TOKEN, Normalized, normalize
@@ -71,14 +81,30 @@ WORD_WEIGHT = 2.0
 
 #: Float slack on score bounds, so a bound computed in another order of operations never undercuts a score.
 BOUND_SLACK = 1e-6
+#: The floor of a trigger whose intent has no score yet and no gate to pass: every score counts.
+NO_FLOOR = -math.inf
 
 NUMBER_UNIT = "#"
 SIZE_UNIT = "\u00a7"
 SIZE_WORDS = frozenset({"xs", "s", "m", "l", "xl", "xxl", "xxxl"})  # "s" only ever stands alone in Chinese
 #: Private-use code points: syllables and known words get fixed codes; unknown words in a message get
-#: throwaway codes from plane 16 so they never equal anything in the index.
-FIRST_CODE = 0xF0000
+#: throwaway codes from plane 16 so they never equal anything in the index. Known codes come from the BMP's
+#: private-use area first: a string of BMP characters takes 2 bytes per character instead of 4, and RapidFuzz
+#: and str compare those faster (partial_ratio ~1.5x). Only when that area is full do codes go on in plane 15.
+#: Codes keep their order either way (BMP area < plane 15 < plane 16, all above every CJK unit), so sorting
+#: units gives the same order as with plane-15 codes only.
+FIRST_CODE = 0xE000
+BMP_CODES = 0xF900 - FIRST_CODE
+MORE_CODES = 0xF0000
 FIRST_UNKNOWN = 0x100000
+
+UNITS = attrgetter("units")
+UNIT_SET = attrgetter("unit_set")
+TEXT = attrgetter("text")
+SOUND = attrgetter("sound")
+TWIN = attrgetter("twin")
+TEXT_UNITS = attrgetter("text.units")
+SOUND_UNITS = attrgetter("sound.units")
 
 
 @dataclass(frozen=True)
@@ -120,6 +146,8 @@ class _Entry:
     english: bool
     text: _Units
     sound: _Units
+    # The sound has the text's length and containment costs (the usual case): see _bounds' ``like``.
+    twin: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +169,7 @@ class Matcher:
         self._entries: list[_Entry] = []
         self._postings: dict[str, list[int]] = {}
         self._key_counts: list[int] = []
+        self._capped: list[str | None] = []  # per entry: its intent if a trigger, None if a negative (never capped)
         for library in libraries.libraries.values():
             for intent in library.intents.values():
                 for trigger in intent.triggers:
@@ -219,11 +248,14 @@ class Matcher:
             sound = sound[:-1]
         index = len(self._entries)
         weight = WORD_WEIGHT if encoded.english else 1.0
-        self._entries.append(
-            _Entry(intent, trigger, negative, encoded.english, _units(encoded.text, weight), _units(sound, weight))
+        text, heard = _units(encoded.text, weight), _units(sound, weight)
+        twin = (heard.length, heard.contain_cost, heard.single) == (text.length, text.contain_cost, text.single) and (
+            text.contain_ok or not heard.contain_ok
         )
+        self._entries.append(_Entry(intent, trigger, negative, encoded.english, text, heard, twin))
         keys = _keys(encoded.text) | _keys(encoded.sound)
         self._key_counts.append(len(keys))
+        self._capped.append(None if negative else intent)
         for key in keys:
             self._postings.setdefault(key, []).append(index)
 
@@ -240,7 +272,9 @@ class Matcher:
             if found is not None:
                 return found
             if learn:
-                self._codes[key] = found = chr(FIRST_CODE + len(self._codes))
+                known = len(self._codes)
+                found = chr(FIRST_CODE + known if known < BMP_CODES else MORE_CODES + known - BMP_CODES)
+                self._codes[key] = found
                 return found
             return unknown.setdefault(key, chr(FIRST_UNKNOWN + len(unknown)))
 
@@ -268,115 +302,156 @@ class Matcher:
     # -- scoring -----------------------------------------------------------------------------------------
 
     def _shortlist(self, message: _Encoded) -> list[int]:
-        counts: Counter[int] = Counter()
-        postings = self._postings
         # Sorted: the Counter's insertion order breaks ties in the shortlist, and set order varies per process.
-        for key in sorted(_keys(message.text) | _keys(message.sound) | message.text_set | message.sound_set):
-            found = postings.get(key)
-            if found is not None:
-                counts.update(found)
+        keys = sorted(_keys(message.text) | _keys(message.sound) | message.text_set | message.sound_set)
+        # One Counter over the chained postings: the counting loop runs in C, in the same order as one
+        # update per key would.
+        counts = Counter(chain.from_iterable(map(self._postings.get, keys, repeat(()))))
         # Share of each trigger's own keys found in the message: a short trigger fully inside the message
-        # outranks a long one that merely shares a common bigram (什么, 怎么).
-        key_counts = self._key_counts
-        # Tuples compare in C (no key function per candidate); -order keeps a stable tie-break. They are all
-        # distinct, so a full sort (in C) gives exactly heapq.nlargest's top, without its Python loop.
-        ranked = [(count / key_counts[i], -order, i) for order, (i, count) in enumerate(counts.items())]
-        ranked.sort(reverse=True)
-        entries = self._entries
+        # outranks a long one that merely shares a common bigram (什么, 怎么). Computed by map() in C.
+        triggers = list(counts)
+        shares = list(map(truediv, counts.values(), map(self._key_counts.__getitem__, triggers)))
+        # Best share first, ties in insertion order: a stable sort of the positions by share, whose keys are
+        # bare floats (compared in C; the same order as sorting (share, -order) tuples, at half the cost).
+        ranked = sorted(range(len(shares)), key=shares.__getitem__, reverse=True)[:SHORTLIST]
+        capped = self._capped
         taken: dict[str, int] = {}
         shortlist: list[int] = []
-        for _, _, i in ranked[:SHORTLIST]:
-            entry = entries[i]
-            if not entry.negative:
-                held = taken.get(entry.intent, 0)
+        for i in map(triggers.__getitem__, ranked):
+            intent = capped[i]
+            if intent is not None:
+                held = taken.get(intent, 0)
                 if held >= SHORTLIST_PER_INTENT:
                     continue
-                taken[entry.intent] = held + 1
+                taken[intent] = held + 1
             shortlist.append(i)
         return shortlist
 
     def _best_per_intent(self, message: _Encoded, keep: int) -> dict[str, Candidate]:
         """Best trigger per intent over the shortlist, with negative examples applied.
 
-        Exact, but lazy: once an intent holds a score, a further trigger of it is scored only when a cheap
-        upper bound of its score (from lengths and the units it shares with the message) could beat that.
-        In a big library the shortlist is full of variants of the same few intents, so most are skipped.
-        Likewise a trigger of an intent without a score yet is scored only if its bound could place the
-        intent among the best ``keep`` (all the caller reads: the top ``limit`` and the runner-up), even
-        after a negative example pushed those down: the others' scores never reach the result.
+        Exact for every intent that can reach the result, but lazy: a trigger is scored only when a cheap
+        upper bound of its score (from its LCS with the message, see ``_bounds``) beats its floor:
+        the score its intent already holds (in a big library the shortlist is full of variants of the same
+        few intents, so most are skipped), and the gate: once ``keep`` intents hold a score, an intent
+        whose score stays under every one of them cannot reach the top ``limit`` or be the runner-up (all
+        the caller reads). A leader can only lose NEGATIVE_PENALTY to a negative example of its intent
+        that is in the shortlist, so only those leaders are counted as penalised. Scores below the floor
+        are not even computed exactly (see ``_score``): such an intent is left out of the result.
         """
-        shortlist = [self._entries[i] for i in self._shortlist(message)]
+        shortlist = list(map(self._entries.__getitem__, self._shortlist(message)))
         suppressed = _suppressed(shortlist, message)
-        with_sound = not message.english
         sound_penalty = SOUND_PENALTY if message.has_cjk else 0.0
-        best: dict[str, tuple[float, _Entry]] = {}
-        leaders: list[tuple[float, str]] = []  # the best `keep` intents so far, best first
-        gate = -1.0  # a new intent's bound must beat this to matter (see _gate)
-        negatives: list[_Entry] = []
-        for entry in shortlist:  # best share first, so an intent's best trigger tends to come early
-            if entry.negative:
-                negatives.append(entry)
-                continue
+        penalisable = {entry.intent for entry in shortlist if entry.negative}
+        text_bounds, sound_bounds = _entry_bounds(message, shortlist)
+        uppers = [
+            text if entry.english or text >= sound - sound_penalty else sound - sound_penalty
+            for entry, text, sound in zip(shortlist, text_bounds, sound_bounds, strict=True)
+        ]
+        # Highest bound first: the likely leaders are scored first, which raises the gate early, and once a
+        # bound is under the gate so are all after it. Ties keep the shortlist order (best share first).
+        bounded = sorted(
+            (at for at, entry in enumerate(shortlist) if not entry.negative), key=uppers.__getitem__, reverse=True
+        )
+        best: dict[str, tuple[float, int, _Entry]] = {}
+        leaders: list[tuple[float, str]] = []  # the `keep` intents with the best worst-case score, best first
+        gate = NO_FLOOR  # what an intent's score must beat to matter (see _gate)
+        for at in bounded:
+            bound, entry = uppers[at], shortlist[at]
+            if bound <= gate:
+                break
             held = best.get(entry.intent)
-            if held is not None and not _may_beat(entry, message, with_sound, sound_penalty, held[0]):
-                continue  # cannot beat the held score; on a tie the earlier trigger stays, as when all are scored
-            if held is None and gate >= 0 and not _may_beat(entry, message, with_sound, sound_penalty, gate):
-                continue  # cannot reach the best `keep`, even penalised
-            score = self._score(entry, message, suppressed)
-            if held is None or score > held[0]:
-                best[entry.intent] = (score, entry)
-                gate = _gate(leaders, entry.intent, score, keep)
-        positive = {intent: Candidate(intent, round(score, 1), e.trigger) for intent, (score, e) in best.items()}
+            if held is None:
+                floor = gate
+            elif bound <= held[0]:
+                continue
+            else:
+                # A trigger later in the shortlist must beat the held score; an earlier one wins a tie, so its
+                # score must come back exact even when equal to the held one.
+                floor = held[0] if at > held[1] else held[0] - BOUND_SLACK
+                if gate > floor:
+                    floor = gate
+            score = _score(entry, message, suppressed, floor, text_bounds[at], sound_bounds[at])
+            if score <= floor:
+                continue
+            if held is not None and (score < held[0] or (score == held[0] and at > held[1])):
+                continue  # on a tie the trigger earlier in the shortlist stays, as when scored in order
+            best[entry.intent] = (score, at, entry)
+            worst = score - NEGATIVE_PENALTY if entry.intent in penalisable else score
+            gate = _gate(leaders, entry.intent, worst, keep)
+        positive = {intent: Candidate(intent, round(score, 1), e.trigger) for intent, (score, _, e) in best.items()}
         negative: dict[str, float] = {}
-        for entry in negatives:
-            candidate = positive.get(entry.intent)
+        for at, entry in enumerate(shortlist):
+            candidate = positive.get(entry.intent) if entry.negative else None
             if candidate is None:
                 continue  # a negative example only ever pushes down an intent that has a candidate
-            floor = max(candidate.score - NEGATIVE_SLACK, negative.get(entry.intent, -1.0))
-            if not _may_beat(entry, message, with_sound, sound_penalty, floor - 2 * BOUND_SLACK):
+            floor = max(candidate.score - NEGATIVE_SLACK, negative.get(entry.intent, -1.0)) - 2 * BOUND_SLACK
+            if uppers[at] <= floor:
                 continue
-            negative[entry.intent] = max(self._score(entry, message, suppressed), negative.get(entry.intent, 0.0))
+            score = _score(entry, message, suppressed, floor, text_bounds[at], sound_bounds[at])
+            negative[entry.intent] = max(score, negative.get(entry.intent, 0.0))
         for intent, candidate in list(positive.items()):
             if negative.get(intent, 0.0) >= candidate.score - NEGATIVE_SLACK:
                 penalised = max(0.0, candidate.score - NEGATIVE_PENALTY)
                 positive[intent] = Candidate(intent, penalised, candidate.trigger)
         return positive
 
-    def _score(self, entry: _Entry, message: _Encoded, suppressed: set[tuple[str, str]]) -> float:
+
+def _score(
+    entry: _Entry,
+    message: _Encoded,
+    suppressed: set[tuple[str, str]],
+    floor: float,
+    text_bound: float,
+    sound_bound: float,
+) -> float:
+    """The entry's score for the message when it is above ``floor``; otherwise some value <= ``floor``.
+
+    The caller only ever keeps a score that beats ``floor``, so the work that could only produce a lower
+    one is skipped: an encoding whose bound (from :func:`_bounds`) is under the floor, and a partial
+    alignment that cannot beat it (RapidFuzz's score_cutoff).
+    """
+    score = NO_FLOOR
+    if text_bound > floor:
         text = entry.text
-        score = _similarity(message.text, message.text_set, text, (entry.intent, text.units) in suppressed)
-        if not message.english and not entry.english:
-            penalty = SOUND_PENALTY if message.has_cjk else 0.0
-            sound = entry.sound
-            # Two syllables inside a sentence are too often another word's (收货人 holds the huo ren of 活人).
-            contain = not message.has_cjk or sound.length >= SOUND_CONTAIN_MIN
-            if _bound(message.sound, message.sound_set, sound, contain) - penalty <= score:
-                return score  # the sound cannot do better than the characters already did
-            blocked = not contain or (entry.intent, sound.units) in suppressed
-            score = max(score, _similarity(message.sound, message.sound_set, sound, blocked) - penalty)
-        return score
+        suppress = bool(suppressed) and (entry.intent, text.units) in suppressed
+        score = _similarity(message.text, message.text_set, text, suppress, floor, text_bound)
+    if not message.english and not entry.english:
+        penalty = SOUND_PENALTY if message.has_cjk else 0.0
+        base = score if score > floor else floor
+        if sound_bound - penalty <= base:
+            return score  # the sound cannot do better than the characters already did, or than needed
+        sound = entry.sound
+        # Two syllables inside a sentence are too often another word's (收货人 holds the huo ren of 活人).
+        contain = not message.has_cjk or sound.length >= SOUND_CONTAIN_MIN
+        blocked = not contain or (bool(suppressed) and (entry.intent, sound.units) in suppressed)
+        sound_floor = base + penalty - BOUND_SLACK
+        similarity = _similarity(message.sound, message.sound_set, sound, blocked, sound_floor, sound_bound)
+        score = max(score, similarity - penalty)
+    return score
 
 
-def _gate(leaders: list[tuple[float, str]], intent: str, score: float, keep: int) -> float:
-    """Record an intent's new best score among the ``keep`` leaders (scores only ever rise); return the
-    bound a further intent must beat to matter, or -1 while fewer than ``keep`` intents have a score.
+def _gate(leaders: list[tuple[float, str]], intent: str, worst: float, keep: int) -> float:
+    """Record an intent's new worst-case score (its score, less NEGATIVE_PENALTY if a negative example of
+    it is in the shortlist; only ever rising) among the ``keep`` leaders; return the gate: what a further
+    intent's score must beat to matter, or NO_FLOOR while fewer than ``keep`` intents have a score.
 
-    An intent whose score is at most the keep-th leader's less NEGATIVE_PENALTY (and 0.2 for the rounding
-    to one decimal on both sides) stays below every leader even if a negative example penalises them all.
+    An intent whose score is at most every leader's worst case less 0.2 (the rounding to one decimal on
+    both sides) stays below each of them in the Ranking, however the negative examples fall.
     """
     for at, (_, name) in enumerate(leaders):
         if name == intent:
-            leaders[at] = (score, intent)
+            leaders[at] = (worst, intent)
             break
     else:
         if len(leaders) < keep:
-            leaders.append((score, intent))
-        elif score > leaders[-1][0]:
-            leaders[-1] = (score, intent)
+            leaders.append((worst, intent))
+        elif worst > leaders[-1][0]:
+            leaders[-1] = (worst, intent)
         else:
-            return leaders[-1][0] - NEGATIVE_PENALTY - 0.2 if len(leaders) >= keep else -1.0
+            return leaders[-1][0] - 0.2
     leaders.sort(reverse=True)
-    return leaders[-1][0] - NEGATIVE_PENALTY - 0.2 if len(leaders) >= keep else -1.0
+    return leaders[-1][0] - 0.2 if len(leaders) >= keep else NO_FLOOR
 
 
 def _units(units: str, weight: float) -> _Units:
@@ -393,50 +468,91 @@ def _units(units: str, weight: float) -> _Units:
     )
 
 
-def _may_beat(entry: _Entry, message: _Encoded, with_sound: bool, sound_penalty: float, held: float) -> bool:
-    """Could :meth:`Matcher._score` of this entry exceed ``held``? Upper bounds only, text before sound."""
-    if _bound(message.text, message.text_set, entry.text, True) > held:
-        return True
-    if not with_sound or entry.english:
-        return False
-    sound = entry.sound
-    contain = not message.has_cjk or sound.length >= SOUND_CONTAIN_MIN
-    return _bound(message.sound, message.sound_set, sound, contain) - sound_penalty > held
+def _entry_bounds(message: _Encoded, entries: list[_Entry]) -> tuple[list[float], list[float]]:
+    """Upper bounds of each entry's text and sound similarity with the message (see :func:`_bounds`);
+    the sound's is -inf for an English message, which has none."""
+    text = _bounds(message.text, message.text_set, list(map(TEXT, entries)), 0)
+    if message.english:
+        return text.bounds, [NO_FLOOR] * len(entries)
+    contain_min = SOUND_CONTAIN_MIN if message.has_cjk else 0
+    sounds = list(map(SOUND, entries))
+    twins = list(map(TWIN, entries)) if len(message.sound) == len(message.text) else None
+    return text.bounds, _bounds(message.sound, message.sound_set, sounds, contain_min, text, twins).bounds
 
 
-def _bound(message: str, message_set: frozenset[str], trigger: _Units, may_contain: bool) -> float:
-    """An upper bound of :func:`_similarity`, from lengths and shared units only (no alignment).
+class _Bounds(NamedTuple):
+    bounds: list[float]  # per trigger, an upper bound of its _similarity with the message
+    common: list[int]  # per trigger, its LCS length with the message
+    bags: list[bool]  # per trigger, whether every one of its units is in the message
 
-    Any alignment (ratio, or partial_ratio's window) matches at most ``shared`` units of the trigger:
-    those whose unit occurs in the message at all, counted with the trigger's largest repeat.
+
+def _bounds(
+    message: str,
+    message_set: frozenset[str],
+    triggers: list[_Units],
+    contain_min: int,
+    like: _Bounds | None = None,
+    twins: list[bool] | None = None,
+) -> _Bounds:
+    """Upper bounds of :func:`_similarity` of each trigger with the message; cheap: no alignment.
+
+    Each comes from one LCS length (longest common subsequence, counted in C): the whole-string ratio is
+    2 * LCS / (both lengths); any window of the message shares at most that LCS with the trigger, so a
+    partial alignment scores at most 2 * LCS / (trigger length + LCS); only a trigger that is a
+    subsequence of the message (LCS = its length) can be found in it, and only one whose every unit is in
+    the message can score as a bag. A trigger shorter than ``contain_min`` is never looked for inside.
+
+    ``like`` and ``twins``: the same entries' bounds in another encoding of a message of the same length
+    (the text, for the sound), and which entries have the same length and costs there. The bound grows
+    with the LCS and the bag only, so a twin whose LCS is no longer and that is no more of a bag (and
+    ``contain_min`` is never lower here) reuses that bound: valid, and most sounds are such twins.
     """
-    lm, lt = len(message), trigger.length
-    present = len(trigger.unit_set & message_set)
-    shared = present * trigger.repeat
-    if shared > lt:
-        shared = lt
-    bound = 200.0 * (shared if shared < lm else lm) / (lm + lt + 1e-9)  # Indel ratio: 2 * common / total
-    if may_contain and trigger.contain_ok and lt < lm and (lm <= SHORT_MESSAGE or not trigger.single):
-        cover = trigger.contain_cost + CONTAIN_COVER * (1 - lt / lm)
-        if present == trigger.distinct:  # found, or every unit there in another order (bag)
-            contained = 100.0 + EARLY_BONUS - cover
-        elif lt >= 3:  # partial_ratio over a window (or a shorter one at an edge) of the message
-            contained = 200.0 * shared / (lt + shared) - FUZZY_CONTAIN_PENALTY - cover
-        else:
-            contained = 0.0
-        if contained > bound:
-            bound = contained
-    return bound + BOUND_SLACK
+    lm = len(message)
+    common = list(map(LCSseq.similarity, map(UNITS, triggers), repeat(message)))
+    bags = list(map(message_set.issuperset, map(UNIT_SET, triggers)))
+    bounds: list[float] = []
+    for at, (trigger, lcs, bag) in enumerate(zip(triggers, common, bags, strict=True)):
+        if twins is not None and like is not None and twins[at] and lcs <= like.common[at] and like.bags[at] >= bag:
+            bounds.append(like.bounds[at])
+            continue
+        lt = trigger.length
+        bound = 200.0 * lcs / (lm + lt) if lm + lt else 100.0  # fuzz.ratio: the Indel similarity
+        if lt < lm and lt >= contain_min and trigger.contain_ok and (lm <= SHORT_MESSAGE or not trigger.single):
+            cover = trigger.contain_cost + CONTAIN_COVER * (1 - lt / lm)
+            if lcs == lt:  # found, or the partial alignment is perfect
+                contained = 100.0 + EARLY_BONUS - cover
+            elif lt >= 3:  # partial_ratio over a window (or a shorter one at an edge) of the message
+                contained = 200.0 * lcs / (lt + lcs) - FUZZY_CONTAIN_PENALTY - cover
+                if bag and lt >= BAG_MIN_UNITS and 100.0 - BAG_PENALTY - cover > contained:
+                    contained = 100.0 - BAG_PENALTY - cover
+            else:
+                contained = 0.0  # a one- or two-unit trigger is only ever found whole
+            if contained > bound:
+                bound = contained
+        bounds.append(bound + BOUND_SLACK)
+    return _Bounds(bounds, common, bags)
 
 
-def _similarity(message: str, message_set: frozenset[str], entry: _Units, suppressed: bool) -> float:
-    """Whole-string similarity, or containment of the (shorter) trigger in the message, 0..100."""
+def _similarity(
+    message: str,
+    message_set: frozenset[str],
+    entry: _Units,
+    suppressed: bool,
+    floor: float = NO_FLOOR,
+    bound: float = math.inf,
+) -> float:
+    """Whole-string similarity, or containment of the (shorter) trigger in the message, 0..100.
+
+    Exact when above ``floor``, otherwise some value <= ``floor``: containment, the costliest part, is
+    looked for only when its ``bound`` (from :func:`_bounds`) beats both the whole-string ratio and
+    ``floor``, and the partial alignment only for a score that could.
+    """
     trigger = entry.units
     score = fuzz.ratio(message, trigger)
-    lm, lt = len(message), len(trigger)
+    lm, lt = len(message), entry.length
     if lm < lt and message in trigger:
         return score - FRAGMENT_PENALTY
-    if suppressed or lt >= lm or not entry.contain_ok:
+    if suppressed or lt >= lm or not entry.contain_ok or bound <= (score if score > floor else floor):
         return score
     if entry.single and lm > SHORT_MESSAGE:
         return score  # one character is no evidence inside a longer message (人 in 你们公司有多少人)
@@ -444,8 +560,17 @@ def _similarity(message: str, message_set: frozenset[str], entry: _Units, suppre
     if at >= 0:
         partial = 100.0 + EARLY_BONUS * (1 - at / lm)
     elif lt >= 3:
-        partial = fuzz.partial_ratio(trigger, message) - FUZZY_CONTAIN_PENALTY
-        if lt >= BAG_MIN_UNITS and entry.unit_set <= message_set:
+        bag = lt >= BAG_MIN_UNITS and entry.unit_set <= message_set
+        # The partial ratio counts only if, less its costs, it beats the ratio and the floor; with a bag
+        # (every unit present) only if it beats the bag's score too. Below `need` RapidFuzz may stop early
+        # and return 0, which then loses every max() below, as the exact value would have.
+        need = max(score, floor) + FUZZY_CONTAIN_PENALTY + entry.contain_cost + CONTAIN_COVER * (1 - lt / lm)
+        need -= BOUND_SLACK
+        if bag:
+            need = max(need, 100.0 - BAG_PENALTY + FUZZY_CONTAIN_PENALTY)
+        found = fuzz.partial_ratio(trigger, message, score_cutoff=need) if need <= 100.0 else 0.0
+        partial = found - FUZZY_CONTAIN_PENALTY
+        if bag:
             partial = max(partial, 100.0 - BAG_PENALTY)
     else:
         return score
@@ -458,13 +583,14 @@ def _suppressed(entries: Iterable[_Entry], message: _Encoded) -> set[tuple[str, 
 
     "运费险怎么用" contains 运费 (shipping_fee) but only inside 运费险 (return_refund): the longer match wins.
     """
+    entries = list(entries)
     found: list[tuple[str, str]] = []
-    for entry in entries:
-        if entry.negative:
-            continue
-        for units, whole in ((entry.text.units, message.text), (entry.sound.units, message.sound)):
-            if units and units in whole:
-                found.append((entry.intent, units))
+    for encoding, whole in ((TEXT_UNITS, message.text), (SOUND_UNITS, message.sound)):
+        # The substring tests run in C (map); only the triggers found are looked at in Python.
+        strings = list(map(encoding, entries))
+        for entry, string in compress(zip(entries, strings, strict=True), map(whole.__contains__, strings)):
+            if string and not entry.negative:
+                found.append((entry.intent, string))
     if len(found) < 2:
         return set()
     # Longest first: each found trigger needs checking only against the longer ones before it.

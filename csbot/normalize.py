@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from opencc import OpenCC
-from pypinyin import lazy_pinyin
+from pypinyin.core import Pinyin
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ TYPO_FIXES: tuple[tuple[str, str], ...] = (
     (r"哈[啰喽罗咯]|嗨喽", "哈喽"),
 )
 
+# Compiled once, applied in order (a later fix may depend on an earlier one's output). Most clauses hold no
+# typo at all: one search for any of them lets those skip the whole sequence with the same result.
+TYPO_PATTERNS = tuple((re.compile(pattern), replacement) for pattern, replacement in TYPO_FIXES)
+ANY_TYPO = re.compile("|".join(f"(?:{pattern})" for pattern, _ in TYPO_FIXES))
+
 # Particles that carry tone, not meaning, at the start or end of a clause.
 LEADING_FILLERS = "亲嗯哦噢额呃诶哎"
 TRAILING_FILLERS = "亲呢啊哈嘛哒呀哦噢啦吧嗯哟咯捏"
@@ -129,8 +134,9 @@ def normalize(text: str) -> Normalized:
 
 
 def _clean_clause(clause: str) -> str:
-    for pattern, replacement in TYPO_FIXES:
-        clause = re.sub(pattern, replacement, clause)
+    if ANY_TYPO.search(clause):
+        for pattern, replacement in TYPO_PATTERNS:
+            clause = pattern.sub(replacement, clause)
     clause = CHINESE_NUMBER.sub(lambda m: str(chinese_number(m.group())), clause)
     clause = LATIN_REPEAT.sub(r"\1", CJK_REPEAT.sub(r"\1", clause))
     clause = ANYWHERE_FILLERS.sub("", clause)
@@ -169,11 +175,11 @@ def _language(text: str) -> tuple[str, list[str]]:
     words = [t for t in tokens if t.isascii() and t.isalpha()]
     if not words or any(not t.isascii() for t in tokens):
         return "zh-CN", _pinyin_of(tokens)
-    split = [split_pinyin(w) for w in words]
-    if all(s is not None for s in split) and not all(w in ENGLISH_LOOKALIKES for w in words):
+    # all() stops at the first word that is not pinyin: in English that is usually the first one.
+    if all(_syllables(w) is not None for w in words) and not all(w in ENGLISH_LOOKALIKES for w in words):
         syllables: list[str] = []
         for token in tokens:
-            for syllable in split_pinyin(token) or [token]:
+            for syllable in _syllables(token) or (token,):
                 # "xiexie" must meet 谢谢, which collapsed to 谢 like every repeated character.
                 if not syllables or syllables[-1] != syllable:
                     syllables.append(syllable)
@@ -196,21 +202,53 @@ def _pinyin_of(tokens: list[str]) -> list[str]:
         if token.isascii():
             out.append(token)
         else:
-            out.extend(lazy_pinyin(token))
+            out.extend(_run_pinyin(token))
     return out
+
+
+@cache
+def _pinyin_tool() -> Pinyin:
+    # pypinyin's converter, as its lazy_pinyin() uses it; built once per process.
+    return Pinyin()
+
+
+@lru_cache(maxsize=4096)
+def _run_pinyin(run: str) -> tuple[str, ...]:
+    """``lazy_pinyin(run)`` of a run of Chinese characters, memoised by word.
+
+    pypinyin cuts a run into dictionary phrases and single characters and reads each word on its own (a
+    phrase fixes its characters' readings: 银行 yin hang, not xing), so a word reads the same in every
+    message and its reading can be kept; a new message is mostly words seen before. Pure: same run, same
+    syllables as ``lazy_pinyin(run)``.
+    """
+    return tuple(syllable for word in _pinyin_tool().seg(run) for syllable in _word_pinyin(word))
+
+
+@lru_cache(maxsize=16384)
+def _word_pinyin(word: str) -> tuple[str, ...]:
+    # A word that pypinyin cut out of a run cuts into itself again, so this reads it as it did in the run.
+    return tuple(_pinyin_tool().lazy_pinyin(word))
 
 
 def split_pinyin(word: str) -> list[str] | None:
     """Split run-together pinyin ("zaibuzai") into syllables, fewest syllables first; None if it is not pinyin."""
+    syllables = _syllables(word)
+    return None if syllables is None else list(syllables)
+
+
+@lru_cache(maxsize=8192)
+def _syllables(word: str) -> tuple[str, ...] | None:
+    """:func:`split_pinyin`, memoised: every Latin word of every message goes through it, English ones too,
+    and buyers reuse a small vocabulary. Pure."""
     if not word.isascii() or not word.isalpha():
         return None
-    best: list[list[str] | None] = [None] * (len(word) + 1)
-    best[0] = []
+    best: list[tuple[str, ...] | None] = [None] * (len(word) + 1)
+    best[0] = ()
     for end in range(1, len(word) + 1):
         for start in range(max(0, end - 6), end):
             head = best[start]
             if head is not None and word[start:end] in PINYIN_SYLLABLES:
-                candidate = [*head, word[start:end]]
+                candidate = (*head, word[start:end])
                 current = best[end]
                 if current is None or len(candidate) < len(current):
                     best[end] = candidate

@@ -1,12 +1,28 @@
 """Match stage: buyer text -> ranked intents; abstain on noise, ambiguity and negatives."""
 
+import math
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from csbot.library import Intent, Library, LibrarySet, load_libraries
-from csbot.match import SHORTLIST_PER_INTENT, SOUND_PENALTY, Matcher, Ranking, _may_beat, _suppressed, split_questions
+from csbot.match import (
+    NEGATIVE_PENALTY,
+    NEGATIVE_SLACK,
+    NO_FLOOR,
+    SHORTLIST_PER_INTENT,
+    SOUND_CONTAIN_MIN,
+    Candidate,
+    Matcher,
+    Ranking,
+    _Entry,
+    _entry_bounds,
+    _score,
+    _similarity,
+    _suppressed,
+    split_questions,
+)
 from csbot.normalize import normalize
 
 LIBRARY_DIR = Path(__file__).resolve().parents[1] / "scripts_library"
@@ -233,11 +249,96 @@ def test_score_bounds_never_undercut_a_score(matcher: Matcher, text: str) -> Non
     """Skipping a trigger by its bound is exact only if the bound is never below the real score."""
     message = matcher._encode(normalize(text), learn=False)
     shortlist = [matcher._entries[i] for i in matcher._shortlist(message)]
+    contain_min = SOUND_CONTAIN_MIN if message.has_cjk else 0
+    text_bounds, sound_bounds = _entry_bounds(message, shortlist)
+    for entry, text_bound, sound_bound in zip(shortlist, text_bounds, sound_bounds, strict=True):
+        # Not suppressed: containment allowed, the highest the score can be.
+        assert text_bound >= _similarity(message.text, message.text_set, entry.text, False), entry.trigger
+        if not message.english:  # an English message is never compared by sound
+            blocked = entry.sound.length < contain_min
+            assert sound_bound >= _similarity(message.sound, message.sound_set, entry.sound, blocked), entry.trigger
+
+
+#: Long messages with several topics and many near-ties: where the pruning has the most to skip.
+BUSY_MESSAGES = [
+    "东西寄回去三天了钱什么时候退",
+    "想换货要怎么操作呢",
+    "付款两天了还没发货到底什么时候发",
+    "鞋码偏小能换大一码吗 顺便问下什么时候发货",
+    "运费险怎么用，退货运费谁出",
+    "优惠券领了怎么用不了 提示不满足条件",
+    "退款就不用了，给我换个L码吧",
+    "where is my parcel it has not moved for 3 days",
+    "bao you ma shenme shihou fahuo",
+    "好的谢谢",
+    "质量太差了我要投诉 还要退款",
+]
+
+
+def _exact(entry: _Entry, message: object, suppressed: set[tuple[str, str]]) -> float:
+    return _score(entry, message, suppressed, NO_FLOOR, math.inf, math.inf)  # type: ignore[arg-type]
+
+
+def _score_everything(matcher: Matcher, text: str, limit: int) -> list[Candidate]:
+    """The reference the pruned matcher must equal: every shortlisted trigger scored in full, in shortlist
+    order (the first of equal scores stays), every negative example applied."""
+    message = matcher._encode(normalize(text), learn=False)
+    shortlist = [matcher._entries[i] for i in matcher._shortlist(message)]
     suppressed = _suppressed(shortlist, message)
-    penalty = SOUND_PENALTY if message.has_cjk else 0.0
+    best: dict[str, tuple[float, _Entry]] = {}
     for entry in shortlist:
-        score = matcher._score(entry, message, suppressed)
-        assert _may_beat(entry, message, not message.english, penalty, score - 1e-3), entry.trigger
+        held = best.get(entry.intent)
+        if not entry.negative and (held is None or _exact(entry, message, suppressed) > held[0]):
+            best[entry.intent] = (_exact(entry, message, suppressed), entry)
+    positive = {intent: Candidate(intent, round(score, 1), e.trigger) for intent, (score, e) in best.items()}
+    for intent, candidate in list(positive.items()):
+        negatives = [_exact(e, message, suppressed) for e in shortlist if e.negative and e.intent == intent]
+        if max(negatives, default=0.0) >= candidate.score - NEGATIVE_SLACK:
+            positive[intent] = Candidate(intent, max(0.0, candidate.score - NEGATIVE_PENALTY), candidate.trigger)
+    return sorted(positive.values(), key=lambda c: (-c.score, c.intent))[:limit]
+
+
+@pytest.mark.parametrize("text", BUSY_MESSAGES)
+@pytest.mark.parametrize("limit", [1, 3, 5])
+def test_pruned_ranking_equals_scoring_every_shortlisted_trigger(matcher: Matcher, text: str, limit: int) -> None:
+    """Bounds, gate, floors and the early stop skip work, never a result: same intents, scores, triggers."""
+    assert list(matcher.rank(normalize(text), limit=limit).candidates) == _score_everything(matcher, text, limit)
+
+
+def test_pruning_is_exact_in_a_library_of_near_duplicates() -> None:
+    """Many triggers of several intents that differ in one unit: ties everywhere, the gate busy."""
+    stems = {"ship": "什么时候发", "refund": "什么时候退", "stock": "什么时候到", "pay": "怎么付"}
+    intents = [
+        _intent(name, tuple(f"{stem}{c}" for c in "货款钱了吗呢啊单件"), negatives=(f"不问{stem}",))
+        for name, stem in stems.items()
+    ]
+    matcher = _small(*intents)
+    for text in ["什么时候发货呀", "钱什么时候退回来", "怎么付款 什么时候到货", "不问什么时候发", "什么时候"]:
+        assert list(matcher.rank(normalize(text), limit=3).candidates) == _score_everything(matcher, text, 3)
+
+
+@pytest.mark.parametrize("text", BUSY_MESSAGES)
+def test_a_score_under_its_floor_is_never_above_it(matcher: Matcher, text: str) -> None:
+    """_score may cut short a score that cannot beat its floor, but never returns one above it."""
+    message = matcher._encode(normalize(text), learn=False)
+    shortlist = [matcher._entries[i] for i in matcher._shortlist(message)]
+    suppressed = _suppressed(shortlist, message)
+    text_bounds, sound_bounds = _entry_bounds(message, shortlist)
+    for entry, text_bound, sound_bound in zip(shortlist, text_bounds, sound_bounds, strict=True):
+        exact = _exact(entry, message, suppressed)
+        for floor in (exact - 10, exact - 0.1, exact, exact + 0.1, exact + 10):
+            cut = _score(entry, message, suppressed, floor, text_bound, sound_bound)
+            assert cut == exact if exact > floor else cut <= floor, (entry.trigger, floor)
+
+
+def test_message_units_are_two_byte_strings(matcher: Matcher) -> None:
+    """Syllable and word codes come from the BMP's private-use area, so encoded strings stay UCS-2 (faster
+    in RapidFuzz); only a word the index has never seen gets a code outside it."""
+    for text in ("包邮吗", "bao you ma", "where is my parcel"):
+        message = matcher._encode(normalize(text), learn=False)
+        assert max(map(ord, message.text + message.sound)) <= 0xFFFF, text
+    unknown = matcher._encode(normalize("zzzqx"), learn=False)
+    assert max(map(ord, unknown.text)) >= 0x100000
 
 
 def test_shortlist_holds_at_most_the_cap_of_one_intent_but_every_negative() -> None:

@@ -1,6 +1,7 @@
 """Normalise stage: real buyer spellings -> the text, pinyin key and language the matcher compares."""
 
 import pytest
+from pypinyin import lazy_pinyin
 
 from csbot.normalize import normalize, split_pinyin
 
@@ -74,3 +75,25 @@ def test_original_is_kept() -> None:
 )
 def test_split_pinyin(word: str, syllables: list[str] | None) -> None:
     assert split_pinyin(word) == syllables
+
+
+@pytest.mark.parametrize(
+    "run",
+    ["银行卡能用吗", "重庆发货吗", "重新发一个", "长大了穿不了", "银行行长", "还款日", "了解一下", "要多长时间",
+     "调货要几天", "朝阳区能送吗", "什么时候发货", "包邮吗"],
+)
+def test_pinyin_by_word_reads_like_pypinyin(run: str) -> None:
+    """Pinyin is memoised per word, never per character: a phrase fixes its heteronyms (银行 yin hang, not
+    xing; 重庆 chong qing), and the memoised reading must equal pypinyin's reading of the whole run."""
+    text = normalize(run).text
+    expected = " ".join(lazy_pinyin(text))
+    assert normalize(run).pinyin == expected
+    assert normalize(run).pinyin == expected  # the second time from the memo
+
+
+def test_split_pinyin_hands_out_a_fresh_list() -> None:
+    """The split is memoised; a caller changing the list it got must not change what the next one gets."""
+    first = split_pinyin("baoyou")
+    assert first == ["bao", "you"]
+    first.append("ma")
+    assert split_pinyin("baoyou") == ["bao", "you"]
