@@ -47,6 +47,20 @@ ILLUSTRATIONS = {
 }
 
 
+def intent_table(report: EvalReport) -> list[str]:
+    """Per-intent rows: n, right, recall, precision and what each label was confused with."""
+    out = ["| label | n | right | recall | precision | confused with |", "|---|---|---|---|---|---|"]
+    for label, row in report.per_intent.items():
+        confusion = row["confusion"]
+        assert isinstance(confusion, dict)
+        wrong = ", ".join(f"{p} {c}" for p, c in confusion.items()
+                          if p != label and not (label == OTHER and p in (ABSTAIN, OTHER)))
+        precision = row["precision"]
+        out.append(f"| {label} | {row['n']} | {row['correct']} | {row['recall']:.0%} | "
+                   f"{'-' if precision is None else f'{precision:.0%}'} | {wrong or '-'} |")
+    return out
+
+
 def pct(x: float | None) -> str:
     return "undefined" if x is None else f"{x:.1%}"
 
@@ -146,17 +160,8 @@ def render() -> str:
         "",
         "### Per intent",
         "",
-        "| label | n | right | recall | precision | confused with |",
-        "|---|---|---|---|---|---|",
+        *intent_table(report),
     ]
-    for label, row in report.per_intent.items():
-        confusion = row["confusion"]
-        assert isinstance(confusion, dict)
-        wrong = ", ".join(f"{p} {c}" for p, c in confusion.items()
-                          if p != label and not (label == OTHER and p in (ABSTAIN, OTHER)))
-        precision = row["precision"]
-        out.append(f"| {label} | {row['n']} | {row['correct']} | {row['recall']:.0%} | "
-                   f"{'-' if precision is None else f'{precision:.0%}'} | {wrong or '-'} |")
     out += [
         "",
         "### What still fails, and why",
@@ -291,30 +296,23 @@ def english_section(libraries: LibrarySet, matcher: Matcher) -> list[str]:
         "",
         "### Per intent (all lines)",
         "",
-        "| label | n | right | recall | precision | confused with |",
-        "|---|---|---|---|---|---|",
+        *intent_table(whole),
     ]
-    for label, row in whole.per_intent.items():
-        confusion = row["confusion"]
-        assert isinstance(confusion, dict)
-        wrong = ", ".join(f"{p} {c}" for p, c in confusion.items()
-                          if p != label and not (label == OTHER and p in (ABSTAIN, OTHER)))
-        precision = row["precision"]
-        out.append(f"| {label} | {row['n']} | {row['correct']} | {row['recall']:.0%} | "
-                   f"{'-' if precision is None else f'{precision:.0%}'} | {wrong or '-'} |")
     out += [
         "",
-        "### What limits English matching (for normalize.py / match.py)",
+        "### What limits English matching",
         "",
         f"- Text-speak: of the {changed} en triggers that change when written the way buyers shorten them "
         f"(you→u, your→ur, are→r, please→pls, thanks→thx, how→hw, what→wat, no apostrophes), {kept} "
-        f"({kept / changed:.0%}) still rank their own intent first. `u`, `r`, `thx`, `hw` are unknown words to "
-        "the matcher (not stopwords, not synonyms), so each costs points; the library can only add a few such "
-        "spellings as triggers, and never short ones (`u there` would shrink to the single word `u`)."
+        f"({kept / changed:.0%}) still rank their own intent first: `normalize.TEXT_SPEAK` writes the common "
+        "short forms out in English messages before matching."
         if changed else "- Text-speak probe: no en trigger contains a word buyers shorten.",
         f"- Pinyin look-alikes: {len(lookalikes)} en triggers are detected as pinyin, not English "
-        f"({', '.join(f'`{t}`' for t in lookalikes) or 'none'}; only `fapiao` is meant as pinyin). The same "
-        "happens to messages: `human` or `sale?` alone is read as Chinese and answered from zh-CN templates.",
+        f"({', '.join(f'`{t}`' for t in lookalikes) or 'none'}; only `fapiao` is meant as pinyin). English "
+        "shop words that split into syllables (`human`, `sale`, `courier`, `size`) are listed in "
+        "`normalize.ENGLISH_LOOKALIKES`, so a message made only of them is English.",
+        "- Unseen phrasing: the matcher knows only words the library has seen; held-out English lines scored "
+        "about 90 % top-1 (below), under the 93 % the tuned set reaches.",
         "",
     ]
     if REAL_SET.is_file():

@@ -50,8 +50,20 @@ PINYIN_SYLLABLES = frozenset(
 # English words that happen to spell valid pinyin; a message made only of these is English ("he", "you").
 ENGLISH_LOOKALIKES = frozenset(
     "a an he she me men you long hang change china pie tie die ban fan pin pen ping bang hen gun gang man ran "
-    "sun run den tan ten bin dig bo bus".split()
+    "sun run den tan ten bin dig bo bus "
+    # shop words that split into syllables too (hu-man, cou-ri-er, si-ze): alone, "human?" is English
+    "human courier rude sale see size guide fake made make take like here one more same name nice sure".split()
 )
+
+# How English buyers shorten words in chat, written out before matching, so "can u ship tmr" meets the
+# trigger "can you ship tomorrow". Whole words only, and only in text already detected as English.
+TEXT_SPEAK = {
+    "u": "you", "ur": "your", "r": "are", "pls": "please", "plz": "please", "thx": "thanks", "tks": "thanks",
+    "ty": "thank you", "hw": "how", "wat": "what", "wht": "what", "im": "i am", "tmr": "tomorrow",
+    "tmrw": "tomorrow", "msg": "message", "pic": "picture", "pics": "pictures", "coz": "because",
+    "cuz": "because", "wanna": "want to", "gonna": "going to",
+}
+TEXT_SPEAK_WORD = re.compile(r"\b(?:" + "|".join(sorted(TEXT_SPEAK, key=len, reverse=True)) + r")\b")
 
 # Homophone and typo fixes from pinyin input methods, applied to simplified lowercase text. Whole words only
 # where a single character would be ambiguous (活 in 有活吗 = 货, but 活动 stays).
@@ -130,6 +142,9 @@ def normalize(text: str) -> Normalized:
     clauses = [_clean_clause(c) for c in NOT_KEPT.split(stripped)]
     cleaned = " ".join(c for c in clauses if c)
     lang, syllables = _language(cleaned)
+    if lang == "en" and TEXT_SPEAK_WORD.search(cleaned):
+        cleaned = TEXT_SPEAK_WORD.sub(lambda m: TEXT_SPEAK[m.group()], cleaned)
+        syllables = TOKEN.findall(cleaned)
     return Normalized(original=text, text=cleaned, pinyin=" ".join(syllables), lang=lang)
 
 

@@ -97,3 +97,31 @@ def test_split_pinyin_hands_out_a_fresh_list() -> None:
     assert first == ["bao", "you"]
     first.append("ma")
     assert split_pinyin("baoyou") == ["bao", "you"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("r u there", "are you there"), ("when can u ship it, pls", "when can you ship it please"),
+     ("hw much is ur shipping", "how much is your shipping"), ("thx", "thanks"),
+     ("can i get it tmr", "can i get it tomorrow")],
+)
+def test_english_text_speak_is_written_out(text: str, expected: str) -> None:
+    normalized = normalize(text)
+    assert (normalized.lang, normalized.text, normalized.pinyin) == ("en", expected, expected)
+
+
+@pytest.mark.parametrize("text", ["u", "ur", "r"])
+def test_text_speak_stays_inside_words_and_out_of_chinese(text: str) -> None:
+    """Only whole English words change: "guru", "run" keep their letters, and a Chinese message keeps its Latin."""
+    assert normalize(f"guru run {text}x").text == f"guru run {text}x"
+    assert normalize(f"包邮吗 {text}").text == f"包邮吗 {text}"
+
+
+@pytest.mark.parametrize("text", ["human", "sale?", "courier", "size guide", "rude!!"])
+def test_english_shop_words_that_split_into_pinyin_are_english(text: str) -> None:
+    assert normalize(text).lang == "en"
+
+
+@pytest.mark.parametrize("text", ["zai ma", "baoyou ma", "xiexie"])
+def test_pinyin_messages_stay_chinese(text: str) -> None:
+    assert normalize(text).lang == "zh-CN"
