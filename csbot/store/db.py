@@ -31,9 +31,11 @@ class Database:
         # multi-second tail latencies and, under load, "database is locked" past the busy timeout.
         # Other processes on the same file are still kept apart by SQLite itself (busy_timeout).
         self._write_lock: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-        # SQLite's hot write transactions (webhooks) run whole on a thread of their own (store/writer.py).
+        # SQLite's hot write transactions (webhooks) run whole on a thread of their own (store/writer.py), with
+        # its own connection to the same file (an in-memory database could not be shared: it stays here).
+        on_file = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
         self._writer = (SqliteWriter(engine.url.render_as_string(hide_password=False), configure_sqlite)
-                        if engine.dialect.name == "sqlite" else None)
+                        if on_file else None)
 
     @property
     def dialect(self) -> str:

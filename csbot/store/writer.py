@@ -22,6 +22,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import aiosqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 T = TypeVar("T")
@@ -92,9 +93,9 @@ class SqliteWriter:
             return self._loop
 
     def _database(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        return make_url(self._url).database or ":memory:"
+        database = make_url(self._url).database
+        assert database, "the writer needs a database file (Database keeps in-memory SQLite to itself)"
+        return database
 
     async def run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run `fn(session, *args)` in one write transaction on the writer thread; return its result. The
