@@ -79,13 +79,6 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
         context = replace(context, auto_sent_to_buyer=to_buyer, auto_sent_by_shop=by_shop)
         decision = decide(signals, shop, context, now)
 
-    await repo.supersede_pending(tx, conv.id, now)
-    # The buyer's message is stored once, with its outcome, before any reply (so it keeps the lower id).
-    msg = await repo.add_message(
-        tx, conv, direction="in", author="buyer", external_id=event.message_id, text=event.text,
-        sent_at=event.sent_at or now, now=now, intent=top.intent if top else None, score=top.score if top else None,
-        action=decision.action,
-    )
     variables = variables_for(shop, buyer, locale, now)
     scores = {c.intent: c for c in ranking.candidates}
     suggest = decision.suggest
@@ -94,35 +87,43 @@ async def handle_message(tx: Tx, deps: PipelineDeps, event: MessageEvent, *, cha
         # answered automatically (the opt-out confirmation) is not suggested again.
         scores = {r.top.intent: r.top for r in parts if r.top is not None}
         suggest = tuple(intent for intent in scores if intent not in decision.send)
+    # The replies are chosen before anything is written, so the buyer's message is stored once, with its
+    # final outcome, and before any reply (it keeps the lower id).
     last_text = await repo.last_bot_text(tx, conv.id) if decision.send else None
-    sent: list[dict[str, Any]] = []
+    replies: list[tuple[str, Reply]] = []
     unsent: list[str] = []  # auto-send intents whose every variant would repeat the last reply
-    auto_rows: list[repo.NewSuggestion] = []
     for intent in decision.send:
         reply = _fresh_variant(deps, locale, intent, variables, avoid=last_text)
         if reply is None:
             unsent.append(intent)
-            continue
+        else:
+            replies.append((intent, reply))
+            last_text = reply.text
+    action = decision.action
+    if action == "auto_sent" and not replies:
+        action = "suggested"  # never send the same text twice in a row: leave it to an agent
+
+    await repo.supersede_pending(tx, conv.id, now)
+    msg = await repo.add_message(
+        tx, conv, direction="in", author="buyer", external_id=event.message_id, text=event.text,
+        sent_at=event.sent_at or now, now=now, intent=top.intent if top else None, score=top.score if top else None,
+        action=action,
+    )
+    sent: list[dict[str, Any]] = []
+    auto_rows: list[repo.NewSuggestion] = []
+    for intent, reply in replies:
         reply_id = await send_reply(tx, conv, buyer, reply.text, in_reply_to=msg.external_id, author="bot", now=now)
         sent.append({"reply_id": reply_id, "intent": intent, "text": reply.text})
         auto_rows.append(_new_suggestion(intent, scores.get(intent), reply, status="auto_sent"))
-        last_text = reply.text
-
-    action = decision.action
-    if action == "auto_sent" and not sent:
-        action = msg.action = "suggested"  # never send the same text twice in a row: leave it to an agent
     pending = _suggestions(deps, locale, (*unsent, *suggest), variables, scores, per_intent=len(parts) > 1)
     rows = await repo.add_suggestions(tx, msg, [*auto_rows, *pending], now)
 
-    # Changes to the tracked rows go out in one UPDATE each, at the next statement (autoflush).
-    conv.last_buyer_at = msg.sent_at
-    conv.last_intent = top.intent if top else None
-    conv.last_score = top.score if top else None
-    if decision.offline_key is not None and sent:
-        conv.offline_notice_for = decision.offline_key
+    notice_for = decision.offline_key if decision.offline_key is not None and sent else conv.offline_notice_for
+    await repo.record_turn(tx, conv, last_buyer_at=msg.sent_at, last_intent=msg.intent, last_score=msg.score,
+                           offline_notice_for=notice_for,
+                           status="escalated" if action == "escalated" else ("waiting" if pending else conv.status))
     if decision.opt_out and buyer.opted_out_at is None:
         buyer.opted_out_at = now
-    conv.status = "escalated" if action == "escalated" else ("waiting" if pending else conv.status)
     case = await aftersales.open_case(tx, conv.id)  # one query for both: keep its follow-up, add to it
     await followups.on_buyer_message(tx, shop, conv, buyer, msg.intent, now, has_open_case=case is not None)
     await aftersales.on_buyer_message(tx, shop, conv, buyer, msg, normalized.text, now, current=case)

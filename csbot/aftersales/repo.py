@@ -8,13 +8,14 @@ conversation with an open case may bring photos, or the answer a waiting case ne
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, select
 from sqlalchemy import case as sql_case
 
 from csbot.aftersales import cases
@@ -140,10 +141,16 @@ async def _remark(tx: Tx, case: Case, shop: ShopSettings, text: str, actor: str,
 
 
 async def open_case(tx: Tx, conversation_id: int) -> Case | None:
-    """The conversation's latest case that has not ended, if any."""
-    query = (select(Case).where(Case.conversation_id == conversation_id, Case.ended_at.is_(None))
-             .order_by(Case.id.desc()).limit(1))
-    return (await tx.execute(query)).scalar_one_or_none()
+    """The conversation's latest case that has not ended, if any. Every buyer message asks this, and most
+    conversations have none: the id is looked up with a prebuilt statement, the case loaded only if found."""
+    case_id = (await repo._core(tx, _latest_open_case(), {"conv_id": conversation_id})).scalar_one_or_none()
+    return None if case_id is None else await tx.get_one(Case, case_id)
+
+
+@functools.cache
+def _latest_open_case() -> Select[int]:
+    return (select(Case.id).where(Case.conversation_id == bindparam("conv_id"), Case.ended_at.is_(None))
+            .order_by(Case.id.desc()).limit(1))
 
 
 async def on_buyer_message(tx: Tx, shop: ShopSettings, conv: Conversation, buyer: Buyer, msg: Message, text: str,

@@ -3,18 +3,19 @@ SQL only through SQLAlchemy expressions."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from csbot.reminders.plans import FOLLOWUPS, PAYMENT, Kind, Planned
 from csbot.store.db import Tx
 from csbot.store.models import Buyer, Conversation, Order, Reminder
-from csbot.store.repo import _for_update, _insert  # the dialect helpers of the main query module
+from csbot.store.repo import _binds, _core, _for_update, _insert, _sync_held, _table  # main query module helpers
 
 LIVE = ("pending", "claimed")
 
@@ -77,28 +78,46 @@ def _row(plan: Planned, *, shop_id: str, buyer_id: int, order_id: int | None, co
 
 
 async def arm_followup(tx: Tx, *, shop_id: str, conversation_id: int, buyer_id: int, plan: Planned,
-                       now: datetime) -> Reminder:
+                       now: datetime) -> int:
     """The conversation's live follow-up of this kind; a cancelled or skipped one is re-armed, and after
-    one that was sent the next stage is added (so history stays)."""
-    query = (
-        select(Reminder)
-        .where(Reminder.conversation_id == conversation_id, Reminder.order_id.is_(None), Reminder.kind == plan.kind)
-        .order_by(Reminder.stage.desc())
-        .limit(1)
-    )
-    latest = (await tx.execute(query)).scalar_one_or_none()
+    one that was sent the next stage is added (so history stays). Returns the reminder's id. Prebuilt
+    statements on the connection: a buyer's pre-sales question arms one on every message."""
+    await tx.flush()  # the rows as this transaction has them
+    latest = (await _core(tx, _latest_followup(), {"conv_id": conversation_id, "kind": plan.kind})).first()
     if latest is not None and latest.status in LIVE:
-        return latest
+        return int(latest.id)
     if latest is not None and latest.status in ("cancelled", "skipped"):
-        latest.status, latest.due_at, latest.reason = "pending", plan.due_at, None
-        latest.attempts, latest.lease_until, latest.updated_at = 0, None, now
-        return latest
+        values = {"status": "pending", "due_at": plan.due_at, "reason": None, "attempts": 0, "lease_until": None,
+                  "updated_at": now}
+        await _core(tx, _rearm(), values | {"reminder_id": latest.id})
+        _sync_held(tx, Reminder, latest.id, values)
+        return int(latest.id)
     stage = 1 if latest is None else latest.stage + 1
-    row = Reminder(**_row(plan, shop_id=shop_id, buyer_id=buyer_id, order_id=None,
-                          conversation_id=conversation_id, now=now) | {"stage": stage})
-    tx.add(row)
-    await tx.flush()
-    return row
+    values = _row(plan, shop_id=shop_id, buyer_id=buyer_id, order_id=None, conversation_id=conversation_id,
+                  now=now) | {"stage": stage}
+    return int((await _core(tx, _add_reminder(), values)).scalar_one())
+
+
+@functools.cache
+def _latest_followup() -> Any:
+    table = _table(Reminder)
+    return (select(table.c.id, table.c.status, table.c.stage)
+            .where(table.c.conversation_id == bindparam("conv_id"), table.c.order_id.is_(None),
+                   table.c.kind == bindparam("kind"))
+            .order_by(table.c.stage.desc()).limit(1))
+
+
+@functools.cache
+def _rearm() -> Any:
+    table = _table(Reminder)
+    return update(table).where(table.c.id == bindparam("reminder_id")).values(
+        _binds(table, "status", "due_at", "reason", "attempts", "lease_until", "updated_at"))
+
+
+@functools.cache
+def _add_reminder() -> Any:
+    table = _table(Reminder)
+    return insert(table).returning(table.c.id)
 
 
 # --- cancelling ------------------------------------------------------------------------------------
@@ -127,9 +146,22 @@ async def cancel_for_order(tx: Tx, order_id: int, *, kinds: Sequence[Kind] | Non
 
 async def cancel_followups(tx: Tx, conversation_id: int, *, reason: str, now: datetime,
                            keep: Sequence[Kind] = ()) -> int:
+    """Cancel the conversation's live follow-ups except the kinds in `keep` (every buyer message does this:
+    a prebuilt statement on the connection; pending changes to reminder objects are flushed first)."""
     kinds = [k for k in FOLLOWUPS if k not in keep]
-    where = and_(Reminder.conversation_id == conversation_id, Reminder.order_id.is_(None), Reminder.kind.in_(kinds))
-    return await _cancel(tx, where, reason, now)
+    await tx.flush()
+    params = {"conv_id": conversation_id, "kinds": kinds, "reason": reason, "updated_at": now}
+    return len((await _core(tx, _cancel_followups(), params)).all())
+
+
+@functools.cache
+def _cancel_followups() -> Any:
+    table = _table(Reminder)
+    return (update(table)
+            .where(table.c.conversation_id == bindparam("conv_id"), table.c.order_id.is_(None),
+                   table.c.kind.in_(bindparam("kinds", expanding=True)), table.c.status.in_(LIVE))
+            .values({**_binds(table, "reason", "updated_at"), "status": "cancelled", "lease_until": None})
+            .returning(table.c.id))
 
 
 async def cancel_for_buyer(tx: Tx, buyer_id: int, *, kinds: Sequence[Kind], reason: str, now: datetime) -> int:

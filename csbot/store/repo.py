@@ -3,17 +3,21 @@ through SQLAlchemy expressions (bound parameters), never string formatting."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Select, func, insert, or_, select, update
+from sqlalchemy import BindParameter, Row, Select, Table, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from csbot.store.db import Tx
-from csbot.store.models import Buyer, Conversation, InboundEvent, Message, OutboxItem, Shop, Suggestion
+from csbot.store.models import Base, Buyer, Conversation, InboundEvent, Message, OutboxItem, Shop, Suggestion
 
 # --- dialect-aware upsert --------------------------------------------------------------------------
 
@@ -24,8 +28,51 @@ def _dialect(tx: Tx) -> str:
 
 def _insert(tx: Tx, table: Any) -> Any:
     """INSERT … ON CONFLICT needs the dialect's own insert construct."""
-    dialect = _dialect(tx)
+    return _insert_for(_dialect(tx), table)
+
+
+def _insert_for(dialect: str, table: Any) -> Any:
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+# --- the webhook's hot statements --------------------------------------------------------------------
+# Every webhook runs the same dozen statements. Built once (per dialect) with bind parameters, SQLAlchemy
+# skips constructing each statement and computing its cache key on every call, and run on the connection
+# they skip the ORM's per-statement work; together that was most of a webhook's CPU (docs/benchmarks.md,
+# "Fourth pass"). Rows the caller holds as objects come back through `_tracked`, without a second query.
+
+T = TypeVar("T")
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def _binds(table: Table, *names: str) -> dict[str, BindParameter[Any]]:
+    """`column: :column` for VALUES/SET clauses, typed like the column (UTC datetimes, JSON)."""
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+def _tracked(tx: Tx, cls: type[T], row: Row[Any]) -> T:
+    """A row that a statement returned, as the session's object (no second query): the object the session
+    already holds for it, refreshed, or a new persistent one. Either way unmodified: nothing to flush."""
+    values = row._asdict()
+    held = _sync_held(tx, cls, values["id"], values)
+    if held is not None:
+        return held
+    obj = cls(**values)
+    make_transient_to_detached(obj)
+    tx.sync_session.add(obj)
+    return obj
+
+
+def _sync_held(tx: Tx, cls: type[T], id_: int, values: Mapping[str, Any]) -> T | None:
+    """Keep the object the session may hold for a row in step with what a Core statement wrote to it."""
+    session = tx.sync_session
+    held: T | None = session.identity_map.get(session.identity_key(cls, id_))
+    for name, value in values.items() if held is not None else ():
+        set_committed_value(held, name, value)
+    return held
 
 
 def _for_update(tx: Tx, query: Select[Any], *, skip_locked: bool = False) -> Select[Any]:
@@ -57,13 +104,17 @@ async def claim_event(tx: Tx, *, channel: str, delivery_id: str, dedupe_key: str
 
     On PostgreSQL a concurrent twin blocks on the unique index until the first commits, then
     does nothing, so exactly one of them runs the pipeline."""
-    stmt = (
-        _insert(tx, InboundEvent)
-        .values(channel=channel, delivery_id=delivery_id, dedupe_key=dedupe_key, type=type, received_at=now)
-        .on_conflict_do_nothing()
-        .returning(InboundEvent.id)
-    )
-    return (await _core(tx, stmt)).scalar_one_or_none()
+    params = {"channel": channel, "delivery_id": delivery_id, "dedupe_key": dedupe_key, "type": type,
+              "received_at": now}
+    return (await _core(tx, _claim_event(_dialect(tx)), params)).scalar_one_or_none()
+
+
+@functools.cache
+def _claim_event(dialect: str) -> Any:
+    table = _table(InboundEvent)
+    return (_insert_for(dialect, table).values(_binds(table, "channel", "delivery_id", "dedupe_key", "type",
+                                                      "received_at"))
+            .on_conflict_do_nothing().returning(table.c.id))
 
 
 async def stored_response(tx: Tx, *, channel: str, delivery_id: str, dedupe_key: str) -> dict[str, Any] | None:
@@ -75,13 +126,34 @@ async def stored_response(tx: Tx, *, channel: str, delivery_id: str, dedupe_key:
 
 
 async def save_response(tx: Tx, event_id: int, response: dict[str, Any]) -> None:
-    await _core(tx, update(InboundEvent).where(InboundEvent.id == event_id).values(response=response))
+    await _core(tx, _save_response(), {"event_id": event_id, "response": response})
+
+
+@functools.cache
+def _save_response() -> Any:
+    table = _table(InboundEvent)
+    return update(table).where(table.c.id == bindparam("event_id")).values(_binds(table, "response"))
 
 
 async def _core(tx: Tx, stmt: Any, parameters: Any = None) -> Any:
     """Run a statement on the transaction's connection, past the ORM session (no autoflush, no identity
     map): for rows which no code holds as objects. Saves the ORM's per-statement work."""
-    return await (await tx.connection()).execute(stmt, parameters)
+    return await (await _connection(tx)).execute(stmt, parameters)
+
+
+_CONNECTION = "csbot_connection"  # Session.info key: (the session's transaction, its AsyncConnection)
+
+
+async def _connection(tx: Tx) -> AsyncConnection:
+    """The transaction's connection, asked of the session once per transaction (each ask is a trip through
+    the greenlet bridge)."""
+    current = tx.sync_session.get_transaction()
+    held = tx.info.get(_CONNECTION)
+    if held is not None and held[0] is current:
+        return held[1]
+    connection = await tx.connection()
+    tx.info[_CONNECTION] = (tx.sync_session.get_transaction(), connection)
+    return connection
 
 
 # --- buyers and conversations ----------------------------------------------------------------------
@@ -89,10 +161,19 @@ async def _core(tx: Tx, stmt: Any, parameters: Any = None) -> Any:
 
 async def upsert_buyer(tx: Tx, *, shop_id: str, external_id: str, nick: str, now: datetime) -> Buyer:
     """The buyer row, created on first sight (a non-empty nick is kept up to date): one statement."""
-    stmt = _insert(tx, Buyer).values(shop_id=shop_id, external_id=external_id, nick=nick, created_at=now)
-    set_ = {"nick": nick} if nick else {"external_id": external_id}  # an update so RETURNING yields the row
-    stmt = stmt.on_conflict_do_update(index_elements=[Buyer.shop_id, Buyer.external_id], set_=set_)
-    return await _upserted(tx, stmt.returning(Buyer))
+    params = {"shop_id": shop_id, "external_id": external_id, "nick": nick, "created_at": now}
+    row = (await _core(tx, _upsert_buyer(_dialect(tx)), params)).one()
+    return _tracked(tx, Buyer, row)
+
+
+@functools.cache
+def _upsert_buyer(dialect: str) -> Any:
+    table = _table(Buyer)
+    stmt = _insert_for(dialect, table).values(_binds(table, "shop_id", "external_id", "nick", "created_at"))
+    # Always an update (an empty nick keeps the stored one), so that RETURNING yields the row.
+    nick = case((stmt.excluded.nick == "", table.c.nick), else_=stmt.excluded.nick)
+    return stmt.on_conflict_do_update(index_elements=[table.c.shop_id, table.c.external_id],
+                                      set_={"nick": nick}).returning(*table.c)
 
 
 async def find_buyer(tx: Tx, shop_id: str, external_id: str) -> Buyer | None:
@@ -105,19 +186,36 @@ async def upsert_conversation(tx: Tx, *, shop_id: str, external_id: str, buyer_i
     """The conversation row, created on first sight, in one statement. On PostgreSQL the DO UPDATE branch
     locks the row for the rest of the transaction (as SELECT … FOR UPDATE would), so two deliveries for
     the same conversation take turns; SQLite's write transactions are serialised anyway."""
-    stmt = _insert(tx, Conversation).values(
-        shop_id=shop_id, external_id=external_id, buyer_id=buyer_id, channel=channel, status="open", created_at=now
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[Conversation.shop_id, Conversation.external_id], set_={"buyer_id": buyer_id}
-    )
-    return await _upserted(tx, stmt.returning(Conversation))
+    params = {"shop_id": shop_id, "external_id": external_id, "buyer_id": buyer_id, "channel": channel,
+              "created_at": now}
+    row = (await _core(tx, _upsert_conversation(_dialect(tx)), params)).one()
+    return _tracked(tx, Conversation, row)
 
 
-async def _upserted(tx: Tx, stmt: Any) -> Any:
-    # An ORM-enabled INSERT … RETURNING the entity: the row comes back as a tracked object, without a
-    # second SELECT; populate_existing refreshes an object this session already holds.
-    return (await tx.scalars(stmt, execution_options={"populate_existing": True})).one()
+@functools.cache
+def _upsert_conversation(dialect: str) -> Any:
+    table = _table(Conversation)
+    stmt = (_insert_for(dialect, table)
+            .values({**_binds(table, "shop_id", "external_id", "buyer_id", "channel", "created_at"), "status": "open"}))
+    return stmt.on_conflict_do_update(index_elements=[table.c.shop_id, table.c.external_id],
+                                      set_={"buyer_id": stmt.excluded.buyer_id}).returning(*table.c)
+
+
+async def record_turn(tx: Tx, conv: Conversation, *, last_buyer_at: datetime, last_intent: str | None,
+                      last_score: float | None, offline_notice_for: datetime | None, status: str) -> None:
+    """What a buyer's message leaves on its conversation, in one prebuilt UPDATE (the object follows)."""
+    values = {"last_buyer_at": last_buyer_at, "last_intent": last_intent, "last_score": last_score,
+              "offline_notice_for": offline_notice_for, "status": status}
+    await _core(tx, _record_turn(), values | {"conversation_id": conv.id})
+    for name, value in values.items():
+        set_committed_value(conv, name, value)
+
+
+@functools.cache
+def _record_turn() -> Any:
+    table = _table(Conversation)
+    return update(table).where(table.c.id == bindparam("conversation_id")).values(
+        _binds(table, "last_buyer_at", "last_intent", "last_score", "offline_notice_for", "status"))
 
 
 async def set_blacklist(tx: Tx, *, shop_id: str, external_id: str, reason: str | None, by: str,
@@ -135,14 +233,19 @@ async def set_blacklist(tx: Tx, *, shop_id: str, external_id: str, reason: str |
 async def add_message(tx: Tx, conv: Conversation, *, direction: str, author: str, external_id: str | None,
                       text: str, sent_at: datetime, now: datetime, intent: str | None = None,
                       score: float | None = None, action: str | None = None) -> Message:
-    msg = Message(
-        conversation_id=conv.id, shop_id=conv.shop_id, direction=direction, author=author,
-        external_id=external_id, text=text, sent_at=sent_at, created_at=now, intent=intent, score=score,
-        action=action,
-    )
-    tx.add(msg)
-    await tx.flush()
-    return msg
+    values = {
+        "conversation_id": conv.id, "shop_id": conv.shop_id, "direction": direction, "author": author,
+        "external_id": external_id, "text": text, "sent_at": sent_at, "created_at": now, "intent": intent,
+        "score": score, "action": action,
+    }
+    row = (await _core(tx, _add_message(), values)).one()
+    return _tracked(tx, Message, row)
+
+
+@functools.cache
+def _add_message() -> Any:
+    table = _table(Message)
+    return insert(table).values(_binds(table, *(c.name for c in table.c if c.name != "id"))).returning(*table.c)
 
 
 async def last_bot_text(tx: Tx, conversation_id: int) -> str | None:
@@ -208,14 +311,16 @@ class NewSuggestion:
 
 async def supersede_pending(tx: Tx, conversation_id: int, now: datetime) -> None:
     """A new buyer message makes the suggestions for the previous one stale."""
-    # synchronize_session=False: no code holds the pending rows as objects while it runs (the ORM's default
-    # "evaluate" pass over the identity map cost more than the UPDATE itself on the webhook's hot path).
-    await tx.execute(
-        update(Suggestion)
-        .where(Suggestion.conversation_id == conversation_id, Suggestion.status == "pending")
-        .values(status="superseded", decided_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    # On the connection: no code holds the pending rows as objects while it runs (the ORM's "evaluate" pass
+    # over the identity map cost more than the UPDATE itself on the webhook's hot path).
+    await _core(tx, _supersede_pending(), {"conv_id": conversation_id, "decided_at": now})
+
+
+@functools.cache
+def _supersede_pending() -> Any:
+    table = _table(Suggestion)
+    return (update(table).where(table.c.conversation_id == bindparam("conv_id"), table.c.status == "pending")
+            .values({**_binds(table, "decided_at"), "status": "superseded"}))
 
 
 async def add_suggestions(tx: Tx, msg: Message, items: Sequence[NewSuggestion], now: datetime
@@ -231,9 +336,15 @@ async def add_suggestions(tx: Tx, msg: Message, items: Sequence[NewSuggestion], 
         for rank, s in enumerate(items, start=1)
     ]
     # RETURNING rows may come back in any order (SQLite says so); the distinct ranks put them back.
-    rows = (await _core(tx, insert(Suggestion).returning(Suggestion.rank, Suggestion.id), values)).all()
+    rows = (await _core(tx, _add_suggestions(), values)).all()
     ids = dict(rows)
     return [(ids[rank], item) for rank, item in enumerate(items, start=1)]
+
+
+@functools.cache
+def _add_suggestions() -> Any:
+    table = _table(Suggestion)
+    return insert(table).returning(table.c.rank, table.c.id)
 
 
 async def suggestion_for_update(tx: Tx, suggestion_id: int) -> Suggestion | None:
@@ -300,15 +411,21 @@ def new_reply_id() -> str:
 
 
 async def enqueue(tx: Tx, *, conv: Conversation, channel: str, payload: dict[str, Any], reply_id: str,
-                  now: datetime) -> OutboxItem:
+                  now: datetime) -> int:
+    """Put a payload in the outbox; returns the row's id."""
     tx.info[ENQUEUED] = True  # the caller wakes the outbox worker only when this transaction gave it work
-    item = OutboxItem(
-        reply_id=reply_id, shop_id=conv.shop_id, conversation_id=conv.id, channel=channel, payload=payload,
-        status="pending", attempts=0, next_attempt_at=now, created_at=now,
-    )
-    tx.add(item)
-    await tx.flush()
-    return item
+    values = {"reply_id": reply_id, "shop_id": conv.shop_id, "conversation_id": conv.id, "channel": channel,
+              "payload": payload, "next_attempt_at": now, "created_at": now}
+    return int((await _core(tx, _enqueue(), values)).scalar_one())
+
+
+@functools.cache
+def _enqueue() -> Any:
+    table = _table(OutboxItem)
+    return (insert(table)
+            .values({**_binds(table, "reply_id", "shop_id", "conversation_id", "channel", "payload", "next_attempt_at",
+                           "created_at"), "status": "pending", "attempts": 0})
+            .returning(table.c.id))
 
 
 async def claim_outbox(tx: Tx, *, now: datetime, lease: timedelta, limit: int) -> list[OutboxItem]:
