@@ -151,12 +151,14 @@ async def test_buyer_cap_per_day(client: Client, sign: Signer, clock: FrozenCloc
     await post(client, sign, order_created("o-other", buyer_id="b-2"))
     clock.set(local("11-23 10:20"))
     assert (await tick(client)).sent == 4
+    await receiver.wait_for(4)  # delivered (signed and checked) before the clock jumps
     clock.set(local("11-23 13:00"))
     result = await tick(client)
     assert (result.sent, result.skipped) == (1, 3)  # b-1 had three today; b-2 one
     skipped = await reminders(client, "?status=skipped")
     assert sorted((r["order_id"], r["reason"]) for r in skipped) == [
         ("o-0", "buyer_cap"), ("o-1", "buyer_cap"), ("o-2", "buyer_cap")]
+    await receiver.wait_for(5)
     clock.set(local("11-24 08:30"))  # 22 h later: still within b-1's 24 h window
     result = await tick(client)
     assert (result.sent, result.skipped) == (1, 3)
