@@ -1,11 +1,18 @@
 """Matcher speed and top-1 against RapidFuzz WRatio extractOne and difflib, same triggers, same run.
 
-    python benchmarks/bench_matcher.py [--sizes 1000,real,10000,100000] [--rounds 3]
+    python benchmarks/bench_matcher.py [--sizes 1000,real,10000,100000] [--rounds 3] [--no-freeze] [--out FILE]
 
 Per library size: µs per message (p50/p99) for ``Matcher.rank`` on the normalised dev-set messages, for
 ``rapidfuzz.process.extractOne(text, triggers, scorer=fuzz.WRatio)`` and for ``difflib.get_close_matches``
 over the same normalised trigger strings, and top-1 on dev.jsonl for each. A baseline abstains below a
 cutoff; its cutoff is the one that maximises its own dev top-1 (generous to the baselines).
+
+As ``csbot serve`` does, the freshly built index is frozen (``gc.collect(); gc.freeze()``) before timing, and
+unfrozen before the next size; ``--no-freeze`` times it unfrozen (the A/B). Per size, also: the duration of
+one full collection with the index loaded (the pause a webhook would take if one started during it; also
+measured just before freezing, as the same-run baseline), the objects a full collection walks (tracked, not
+frozen) and those frozen, and the full (generation-2) collections that started during the matcher's timed
+loop (not counting the explicit ``gc.collect()`` before each round).
 
 Also, once: µs per message for ``normalize`` on the raw dev-set texts, with its word memos empty (first
 pass) and filled (second pass), against pypinyin's ``lazy_pinyin`` of the same Chinese runs (the part of
@@ -17,6 +24,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import gc
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -64,15 +72,42 @@ def _best_cutoff(predictions: list[tuple[str | None, float]], labels: list[str])
     return max(((_top1(predictions, labels, c), c) for c in candidates), key=lambda x: (x[0], -x[1]))
 
 
-def _timed(fn: Callable[[Normalized], object], args_list: list[Normalized], rounds: int) -> list[float]:
+class _FullCollections:
+    """Counts the generation-2 collections that start while ``counting`` is set (a ``gc.callbacks`` hook)."""
+
+    def __init__(self) -> None:
+        self.counting = False
+        self.count = 0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if self.counting and phase == "start" and info["generation"] == 2:
+            self.count += 1
+
+
+def _timed(fn: Callable[[Normalized], object], args_list: list[Normalized], rounds: int,
+           full: _FullCollections | None = None) -> list[float]:
     samples: list[float] = []
     for _ in range(rounds):
         gc.collect()
+        if full is not None:
+            full.counting = True
         for args in args_list:
             start = time.perf_counter_ns()
             fn(args)
             samples.append((time.perf_counter_ns() - start) / 1000)
+        if full is not None:
+            full.counting = False
     return samples
+
+
+def _full_collection_ms(times: int = 3) -> float:
+    """Median duration of an explicit full collection, ms: what a collection started mid-webhook would cost."""
+    samples = []
+    for _ in range(times):
+        start = time.perf_counter_ns()
+        gc.collect()
+        samples.append((time.perf_counter_ns() - start) / 1e6)
+    return sorted(samples)[len(samples) // 2]
 
 
 def _best_of_rounds(samples: list[float], messages: int) -> list[float]:
@@ -107,7 +142,14 @@ def normalise_timing() -> dict[str, object]:
     }
 
 
-def run(size: int | None, rounds: int) -> dict[str, object]:
+def run(size: int | None, rounds: int, freeze: bool) -> dict[str, object]:
+    try:
+        return _run(size, rounds, freeze)
+    finally:
+        gc.unfreeze()  # this size's index goes back to the collector, so sizes do not pile up frozen
+
+
+def _run(size: int | None, rounds: int, freeze: bool) -> dict[str, object]:
     base = real_libraries()
     libraries = base if size is None else inflate(base, size)
     rows = dev_rows()
@@ -117,8 +159,20 @@ def run(size: int | None, rounds: int) -> dict[str, object]:
     matcher = Matcher(libraries)
     build_s = time.perf_counter() - started
     texts, intents = _choices(libraries)
+    unfrozen_ms = _full_collection_ms()  # everything walked: the same-run baseline for the frozen pause
+    if freeze:
+        gc.freeze()  # as `csbot serve` does once its matcher is built (after a full collection, just done)
+    gc_info = {"frozen": freeze, "tracked_not_frozen": len(gc.get_objects()),
+               "frozen_objects": gc.get_freeze_count(), "full_collection_ms_unfrozen": unfrozen_ms,
+               "full_collection_ms": _full_collection_ms() if freeze else unfrozen_ms}
 
-    matcher_us = _timed(matcher.rank, messages, rounds)
+    full = _FullCollections()
+    gc.callbacks.append(full)
+    try:
+        matcher_us = _timed(matcher.rank, messages, rounds, full)
+    finally:
+        gc.callbacks.remove(full)
+    gc_info["full_collections_in_timed_loop"] = full.count
     report = evaluate(matcher, rows)
 
     def wratio(m: Normalized) -> tuple[str, float, int] | None:
@@ -153,6 +207,7 @@ def run(size: int | None, rounds: int) -> dict[str, object]:
         "size": "real" if size is None else size,
         "triggers": trigger_total(libraries),
         "build_s": round(build_s, 2),
+        "gc": gc_info,
         "matcher_us": m_sum,
         "matcher_best_of_rounds_us": summary(_best_of_rounds(matcher_us, len(messages))),
         "wratio_us": w_sum,
@@ -172,7 +227,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,real,10000,100000")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="time the index unfrozen (default: gc.freeze() after building, as csbot serve does)")
+    parser.add_argument("--out", type=Path, help="write the JSON here instead of benchmarks/results/matcher.json")
     args = parser.parse_args()
+    freeze = not args.no_freeze
     norm = normalise_timing()
     c, w, p = norm["normalize_cold_us"], norm["normalize_warm_us"], norm["lazy_pinyin_of_runs_us"]
     print(f"normalize per dev message: memos empty p50 {c['p50']:.0f} µs p99 {c['p99']:.0f} | filled p50 "  # type: ignore[index]
@@ -181,15 +240,24 @@ def main() -> None:
     results = []
     for raw in args.sizes.split(","):
         size = None if raw == "real" else int(raw)
-        result = run(size, args.rounds)
+        result = run(size, args.rounds, freeze)
         m, w, d = result["matcher_us"], result["wratio_us"], result["difflib_us"]
-        b = result["matcher_best_of_rounds_us"]
+        b, g = result["matcher_best_of_rounds_us"], result["gc"]
         print(f"{result['triggers']:>7} triggers  csbot p50 {m['p50']:8.0f} µs p99 {m['p99']:8.0f} µs "  # type: ignore[index]
               f"(best of rounds p50 {b['p50']:.0f} p99 {b['p99']:.0f}) | "  # type: ignore[index]
               f"WRatio p50 {w['p50']:8.0f} p99 {w['p99']:8.0f} | difflib p50 {d['p50']:9.0f} p99 {d['p99']:9.0f} | "  # type: ignore[index]
-              f"top1 {result['top1']}", flush=True)
+              f"top1 {result['top1']} | gc {'frozen' if freeze else 'NOT frozen'}: "
+              f"full collection {g['full_collection_ms']:.1f} ms (before freezing "  # type: ignore[index]
+              f"{g['full_collection_ms_unfrozen']:.1f} ms), {g['tracked_not_frozen']:,} tracked not frozen, "  # type: ignore[index]
+              f"{g['frozen_objects']:,} frozen, {g['full_collections_in_timed_loop']} full in timed loop",  # type: ignore[index]
+              flush=True)
         results.append(result)
-    save("matcher", {"python": sys.version.split()[0], "rounds": args.rounds, "normalize": norm, "results": results})
+    data = {"python": sys.version.split()[0], "rounds": args.rounds, "gc_freeze": freeze, "normalize": norm,
+            "results": results}
+    if args.out:
+        args.out.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    else:
+        save("matcher", data)
 
 
 if __name__ == "__main__":
