@@ -63,7 +63,7 @@ def store_op(db: Database, run: str) -> Op:
                                          action="suggested")
             rows = await repo.add_suggestions(tx, msg, [repo.NewSuggestion(*s) for s in SUGGESTIONS], now)
             await repo.save_response(tx, event_id, {"message_id": msg.external_id, "action": "suggested",
-                                                    "suggestions": [r.id for r in rows]})
+                                                    "suggestions": [id_ for id_, _ in rows]})
     return op
 
 
