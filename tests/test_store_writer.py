@@ -77,6 +77,43 @@ async def test_a_cancelled_caller_waits_for_its_transaction_which_commits(db: Da
     assert await _shops(db) == ["s-4"]  # the work was done once, not lost and not half-done
 
 
+async def test_writes_queued_meanwhile_share_a_transaction_and_fail_alone(db: Database) -> None:
+    """Group commit (SQLite): the writes that queue up while one runs go together in the next transaction,
+    each in its own savepoint: one that fails is undone alone and its caller gets the error; the rest commit.
+    PostgreSQL runs each in a transaction of its own, with the same outcome for the callers."""
+    release = asyncio.Event()
+    waiting: dict[str, asyncio.AbstractEventLoop] = {}
+    started = threading.Event()
+
+    async def first(tx: Tx) -> int:
+        waiting["loop"] = asyncio.get_running_loop()
+        started.set()
+        return await _add_shop(tx, "g-0", wait=release)
+
+    async def add(tx: Tx, shop_id: str, fail: bool) -> tuple[int, bool]:
+        await _add_shop(tx, shop_id, fail=fail)
+        return id(tx.sync_session.get_transaction()), bool(tx.info)  # the session's notes start empty
+
+    async def note_and_add(tx: Tx, shop_id: str) -> tuple[int, bool]:
+        tx.info["note"] = shop_id
+        return await add(tx, shop_id, False)
+
+    head = asyncio.create_task(db.write(first))
+    assert await asyncio.to_thread(started.wait, 10)
+    queued = [asyncio.create_task(db.write(note_and_add, "g-1"))]
+    queued += [asyncio.create_task(db.write(add, f"g-{i}", i == 3)) for i in range(2, 6)]
+    await asyncio.sleep(0.05)
+    waiting["loop"].call_soon_threadsafe(release.set)
+    await head
+    outcomes = await asyncio.gather(*queued, return_exceptions=True)
+    assert isinstance(outcomes[2], LookupError) and "g-3 failed" in str(outcomes[2])
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(done) == 4 and all(notes is (i == 0) for i, (_, notes) in enumerate(done))
+    assert await _shops(db) == ["g-0", "g-1", "g-2", "g-4", "g-5"]
+    if db.dialect == "sqlite":
+        assert len({transaction for transaction, _ in done}) == 1  # one BEGIN … COMMIT for the four
+
+
 async def test_writers_of_both_kinds_take_turns(db: Database) -> None:
     """Forty writes at once, half handed to `write`, half in `transaction()` blocks: all commit, none fails
     with "database is locked" (SQLite) or a deadlock (PostgreSQL)."""

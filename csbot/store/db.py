@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from csbot.store.writer import SqliteWriter, finish_even_if_cancelled
+from csbot.store.writer import GroupCommit, SqliteWriter, finish_even_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class Database:
         on_file = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
         self._writer = (SqliteWriter(engine.url.render_as_string(hide_password=False), configure_sqlite)
                         if on_file else None)
+        self._group = (GroupCommit(self._writer, self._write_lock)
+                       if self._writer is not None and self._write_lock is not None else None)
 
     @property
     def dialect(self) -> str:
@@ -65,6 +67,8 @@ class Database:
         return db
 
     async def close(self) -> None:
+        if self._group is not None:
+            await self._group.close()
         if self._writer is not None:
             await self._writer.close()
         await self.engine.dispose()
@@ -80,14 +84,14 @@ class Database:
             yield session
 
     async def write(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run `fn(tx, *args)` in one write transaction and return its result: `transaction()` for a whole
-        coroutine. On SQLite it runs on the writer thread (one thread hop for the whole transaction instead of
-        three per statement), still in turn with this process's other writers; on PostgreSQL, here. Either
-        way a cancelled caller first waits for the transaction to end (commit or roll back on its own)."""
-        if self._writer is None or self._write_lock is None:
+        """Run `fn(tx, *args)` in a write transaction and return its result once committed: `transaction()`
+        for a whole coroutine. On SQLite it runs on the writer thread, together with the writes that queued
+        up meanwhile (group commit: one transaction, a savepoint each; store/writer.py), still in turn with
+        this process's other writers; on PostgreSQL, here, in a transaction of its own. Either way an error
+        undoes this write only, and a cancelled caller first waits for its transaction to end."""
+        if self._group is None:
             return await finish_even_if_cancelled(asyncio.ensure_future(self._in_transaction(fn, args)))
-        async with self._write_lock:
-            return await self._writer.run(fn, *args)
+        return await self._group.run(fn, *args)
 
     async def _in_transaction(self, fn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
         async with self.transaction() as tx:
