@@ -18,21 +18,25 @@ length per encoding, counted in C); triggers are scored highest bound first, and
 still beat what their intent holds or what it takes to reach the caller's top ``limit``; a score that could
 only lose is not computed in full (RapidFuzz score_cutoff). Rankings are identical to scoring the whole
 shortlist (checked on the dev set and the real turns, at the real size and at 10k triggers).
+
+Typos in English: a word of an English message that no trigger has (pakage, availble, adress) stands for the
+one known English word a missing, extra or swapped letter away, found with RapidFuzz (see TYPO_MIN_LENGTH).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from itertools import chain, compress, repeat
 from operator import attrgetter, truediv
 from typing import NamedTuple
 
-from rapidfuzz import fuzz
-from rapidfuzz.distance import LCSseq
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA, LCSseq, Levenshtein
 
 from csbot.library.model import LibrarySet
 from csbot.normalize import PINYIN_SYLLABLES, TOKEN, Normalized, normalize
@@ -78,6 +82,15 @@ ENGLISH_STOPWORDS = frozenset(
 )
 #: English words carry more meaning than one Chinese character; count each as this many units of length.
 WORD_WEIGHT = 2.0
+#: Typo tolerance (English messages only): a word (stem) no English trigger has, of at least TYPO_MIN_LENGTH
+#: letters, stands for the known English word one edit away, when exactly one is: a letter missing or extra, or
+#: two neighbours swapped (pakage, adress, recieve; OSA distance 1). Not a replaced letter, nor two edits for
+#: long words: on ~1,700 real English words of this repo's docs and templates those corrected real words
+#: (receiver/received, instance/insurance, think/thank), this rule none. Also left alone: another first letter
+#: (weather/leather) and another form of a known word (charger/charge, arrived/arrive: one starts the other).
+TYPO_MIN_LENGTH = 6
+#: Distinct unknown words whose correction is remembered (per Matcher).
+TYPO_CACHE = 4096
 
 #: Float slack on score bounds, so a bound computed in another order of operations never undercuts a score.
 BOUND_SLACK = 1e-6
@@ -170,6 +183,7 @@ class Matcher:
         self._postings: dict[str, list[int]] = {}
         self._key_counts: list[int] = []
         self._capped: list[str | None] = []  # per entry: its intent if a trigger, None if a negative (never capped)
+        self._english_words: set[str] = set()  # stems of the English triggers' words: what a typo may stand for
         for library in libraries.libraries.values():
             for intent in library.intents.values():
                 for trigger in intent.triggers:
@@ -283,7 +297,19 @@ class Matcher:
                 return NUMBER_UNIT
             if token in SIZE_WORDS:
                 return SIZE_UNIT
-            return code("w", _stem(token) if english else token)
+            if not english:
+                return code("w", token)
+            stem = _stem(token)
+            if learn:
+                if token.isalpha():
+                    self._english_words.add(stem)
+                return code("w", stem)
+            found = self._codes.get("w:" + stem)
+            if found is not None:
+                return found
+            if token.isalpha():  # unknown: maybe a typo of a known word
+                stem = self._typo_fix(stem) or stem
+            return code("w", stem)
 
         has_cjk = any(not t.isascii() for t in tokens)
         if english:
@@ -298,6 +324,32 @@ class Matcher:
                 text_units = sound_units
         text, sound = "".join(text_units), "".join(sound_units)
         return _Encoded(text, sound, english, has_cjk, frozenset(text), frozenset(sound))
+
+    @functools.cached_property
+    def _typo_fix(self) -> Callable[[str], str | None]:
+        """The known English word (stem) that an unknown one is a typo of, or None (see TYPO_MIN_LENGTH).
+
+        Built on first use, once the index is complete; memoised per word, as the same typos come back.
+        Holds the word lists, not the Matcher.
+        """
+        by_initial: dict[str, list[str]] = {}
+        for known in sorted(self._english_words - ENGLISH_STOPWORDS):
+            by_initial.setdefault(known[0], []).append(known)
+
+        @functools.lru_cache(maxsize=TYPO_CACHE)
+        def fix(word: str) -> str | None:
+            if len(word) < TYPO_MIN_LENGTH or word in ENGLISH_STOPWORDS:
+                return None
+            near = process.extract(word, by_initial.get(word[0], ()), scorer=OSA.distance, score_cutoff=1, limit=None)
+            typos = [
+                known
+                for known, _, _ in near
+                if not (word.startswith(known) or known.startswith(word))  # another form of it
+                and (len(known) != len(word) or Levenshtein.distance(word, known) != 1)  # a replaced letter
+            ]
+            return typos[0] if len(typos) == 1 else None  # none, or two equally close
+
+        return fix
 
     # -- scoring -----------------------------------------------------------------------------------------
 

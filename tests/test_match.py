@@ -20,6 +20,7 @@ from csbot.match import (
     _entry_bounds,
     _score,
     _similarity,
+    _stem,
     _suppressed,
     split_questions,
 )
@@ -353,3 +354,48 @@ def test_shortlist_holds_at_most_the_cap_of_one_intent_but_every_negative() -> N
     assert held["b"] == 1
     assert sum(e.negative for e in shortlist) == len(negatives)
     assert matcher.rank(normalize("退货一二三")).candidates[0].trigger == "退货一"  # the best share was kept
+
+
+def _english(*intents: Intent) -> Matcher:
+    zh = Library("zh-CN", {}, 70, 95, 3)
+    return Matcher(LibrarySet({"zh-CN": zh, "en": Library("en", {i.id: i for i in intents}, 70, 95, 3)}))
+
+
+def test_english_typo_of_a_known_word_matches_it() -> None:
+    """An English word the index has never seen stands for the one known word a letter or a swap away."""
+    matcher = _english(
+        _intent("logistics", ("where is my package",)),
+        _intent("stock", ("is it available",)),
+        _intent("return_refund", ("when will i receive my refund",)),
+    )
+    for text, intent in [
+        ("where is my pakage", "logistics"),  # a letter missing
+        ("is it availble", "stock"),
+        ("where is my packagge", "logistics"),  # a letter extra
+        ("when will i recieve my refund", "return_refund"),  # two letters swapped
+    ]:
+        top = matcher.rank(normalize(text)).top
+        assert top is not None and top.intent == intent, text
+
+
+@pytest.mark.parametrize(
+    ("known", "message"),
+    [
+        ("thank you", "think you"),  # a replaced letter: another real word, not a typo
+        ("real leather", "real weather"),  # another first letter
+        ("delivery charge", "delivery charger"),  # another form of the known word
+        ("last price", "least price"),  # words under TYPO_MIN_LENGTH letters are left alone
+    ],
+)
+def test_english_typo_tolerance_leaves_other_words_alone(known: str, message: str) -> None:
+    matcher = _english(_intent("a", (known,)), _intent("b", ("something else entirely",)))
+    unknown = next(w for w in message.split() if w not in known.split())
+    assert matcher._typo_fix(_stem(unknown)) is None
+    assert max(map(ord, matcher._encode(normalize(message), learn=False).text)) >= 0x100000  # stays unknown
+
+
+def test_typo_tolerance_is_english_only() -> None:
+    """A Chinese message's Latin words are product codes and pinyin, never corrected."""
+    matcher = _english(_intent("logistics", ("where is my package",)))
+    message = matcher._encode(normalize("pakage到哪了"), learn=False)
+    assert max(map(ord, message.text)) >= 0x100000  # still an unknown word
