@@ -1,5 +1,6 @@
 """Regenerate docs/quality.md: dev-set scores, confusion, failure categories, coverage on real buyer turns,
-and the English section (tests/fixtures/en_eval.jsonl by half, English and mixed real turns, text-speak probe).
+and the English section (tests/fixtures/en_eval.jsonl by half, the second set en_holdout.jsonl, the blind third
+set en_blind3.jsonl, English and mixed real turns, text-speak probe).
 
     python benchmarks/quality_report.py            # writes docs/quality.md
     python benchmarks/quality_report.py --stdout   # prints it instead
@@ -24,11 +25,15 @@ from _common import DEV_SET, REAL_SET, ROOT, dev_rows, read_jsonl, real_librarie
 
 from csbot.evaluate import ABSTAIN, OTHER, EvalReport, evaluate, read_labelled  # noqa: E402
 from csbot.library import TAXONOMY, Library, LibrarySet  # noqa: E402
-from csbot.match import Matcher, Ranking  # noqa: E402
+from csbot.match import TYPO_MIN_LENGTH, Matcher, Ranking  # noqa: E402
 from csbot.normalize import normalize  # noqa: E402
 
 OUT = ROOT / "docs" / "quality.md"
 EN_EVAL = ROOT / "tests" / "fixtures" / "en_eval.jsonl"
+#: The second English set (issue 8, round 2): written blind, scored once, then tuned on.
+EN_HOLDOUT = ROOT / "tests" / "fixtures" / "en_holdout.jsonl"
+#: The third English set: written blind after that round, scored once, never tuned on (the honest figure).
+EN_BLIND = ROOT / "tests" / "fixtures" / "en_blind3.jsonl"
 #: The issue's targets for the English set (tests/test_english.py asserts the same).
 EN_TARGETS = "top-1 >= 93 %, top-3 >= 98 %, wrong auto-sends <= 0.5 % of lines"
 #: How English buyers shorten words; applied to the en library's own triggers as a robustness probe.
@@ -298,6 +303,50 @@ def english_section(libraries: LibrarySet, matcher: Matcher) -> list[str]:
         "",
         *intent_table(whole),
     ]
+    if EN_HOLDOUT.is_file():
+        second = evaluate(matcher, read_labelled(EN_HOLDOUT))
+        out += [
+            "",
+            "### Second English set (`tests/fixtures/en_holdout.jsonl`)",
+            "",
+            f"{second.n} lines written blind by a colleague (6 per intent, 18 `other`), same noise and scoring.",
+            "",
+            "| set | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
+            "|---|---|---|---|---|---|---|---|",
+            _eval_row("second set, now", second),
+            "",
+            "How the set was used (measured 2026-12-04; not regenerated): scored once before anything was changed "
+            "for it, 83.3 % top-1, 85.0 % top-3, 0 wrong auto-sends: the honest figure for unseen English. Its "
+            "failures were then fixed in two steps, each scored on this set, the English set above and the dev set "
+            "(which stayed at 99.0 % / 100 % and 98.7 % / 100 %, 0 wrong auto-sends): typo-tolerant English words in "
+            "the matcher, 85.0 % / 87.5 %; generic shop vocabulary (courier names, member/VIP price, preorders, "
+            "restocking, what is in the box, washing, height and weight for sizing, combining orders, return "
+            "postage, bad service), phrased in the library's own words and checked against near-copies of the "
+            "set's lines, 98.3 % / 100 %. So the table above is a tuned figure; a third set, written blind, "
+            "gives the next honest one.",
+        ]
+    if EN_BLIND.is_file():
+        blind = evaluate(matcher, read_labelled(EN_BLIND))
+        out += [
+            "",
+            "### Third English set (`tests/fixtures/en_blind3.jsonl`): the honest figure",
+            "",
+            f"{blind.n} more lines written blind by another colleague (6 per intent, 18 `other`; the writer saw only "
+            "the taxonomy, not the library or the other sets). **Never used for tuning.** It was first scored "
+            "after the round above, and, for comparison, with the library and matcher from before that round "
+            "(commit 9b56728): 81.7 % top-1, 86.7 % top-3, 31 abstained, 0 wrong auto-sends. Now:",
+            "",
+            "| set | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
+            "|---|---|---|---|---|---|---|---|",
+            _eval_row("third set (blind)", blind),
+            "",
+            f"Targets: {EN_TARGETS}. Confident answers stay right (no wrong auto-send on any English set); what "
+            "misses goes to an agent. Where it misses:",
+            "",
+            *intent_table(blind),
+            "",
+            "Do not tune on this file: measuring the next round needs a fourth blind set.",
+        ]
     out += [
         "",
         "### What limits English matching",
@@ -311,8 +360,13 @@ def english_section(libraries: LibrarySet, matcher: Matcher) -> list[str]:
         f"({', '.join(f'`{t}`' for t in lookalikes) or 'none'}; only `fapiao` is meant as pinyin). English "
         "shop words that split into syllables (`human`, `sale`, `courier`, `size`) are listed in "
         "`normalize.ENGLISH_LOOKALIKES`, so a message made only of them is English.",
-        "- Unseen phrasing: the matcher knows only words the library has seen; held-out English lines scored "
-        "about 90 % top-1 (below), under the 93 % the tuned set reaches.",
+        "- Typos: an English word no trigger has, of at least "
+        f"{TYPO_MIN_LENGTH} letters, is read as the one known word a letter missing, extra or two swapped away "
+        "(pakage, adress, recieve; `match.TYPO_MIN_LENGTH`). A replaced letter (packege), a shorter word (refnd) "
+        "or a word with two such known neighbours stays unknown: those rules keep real words from being "
+        "'corrected' into shop words (think/thank, receiver/received).",
+        "- Unseen phrasing: the matcher knows only words the library has seen; English lines written blind "
+        "scored 83-91 % top-1 when first scored (above), under the 93 % the tuned sets reach.",
         "",
     ]
     if REAL_SET.is_file():

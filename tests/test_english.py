@@ -126,3 +126,49 @@ def test_english_set_meets_the_targets(knowledge: tuple[LibrarySet, Matcher], ha
               "even lines (held out first)": labelled[1::2]}[half]
     report = evaluate(knowledge[1], subset)
     assert meets_targets(report), (report.top1, report.top3, report.wrong_auto_send, report.per_intent)
+
+
+# --- round 2: typos and generic shop vocabulary (tests/fixtures/en_holdout.jsonl) -------------------------
+
+EN_HOLDOUT = Path(__file__).parent / "fixtures" / "en_holdout.jsonl"
+
+
+def test_second_english_set_meets_the_targets(knowledge: tuple[LibrarySet, Matcher]) -> None:
+    # Written blind (83.3 % top-1 as first scored), then used to find the missing vocabulary: now a tuned set.
+    report = evaluate(knowledge[1], read_labelled(EN_HOLDOUT))
+    assert meets_targets(report), (report.top1, report.top3, report.wrong_auto_send, report.per_intent)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # Phrasings of the round-2 concepts that are in neither English set.
+        ("could you knock the price down a little", "bargain"),
+        ("if i buy three can you cut me a deal", "bargain"),
+        ("is there a vip discount", "promotion"),  # the shop's own offer, not haggling
+        ("do you ship with fedex", "shipping_fee"),
+        ("it is a pre-order right? when does it go out", "ship_time"),
+        ("will the white one be restocked", "stock"),
+        ("what accessories come with it", "product_info"),
+        ("can i put it in the washing machine", "product_info"),
+        ("i weigh 70 kg and im 175 cm, which size", "product_info"),
+        ("can you merge my orders", "order_change"),
+        ("i chose the wrong size, pls change it to L before you ship", "order_change"),
+        ("do i have to pay the return postage", "return_refund"),  # return postage is not shipping_fee
+        ("no refund please, can i get a large instead", "exchange"),
+        ("the service here is awful", "complaint"),
+        ("the charger is missing from the box", "quality_issue"),  # a missing charger is a defect
+        ("it shrank after one wash", "quality_issue"),
+        ("wheres my pakage", "logistics"),  # typos of known words
+        ("is this availabe in blue", "stock"),
+        ("i want to cancle my order", "order_change"),
+    ],
+)
+def test_round_two_vocabulary(knowledge: tuple[LibrarySet, Matcher], text: str, intent: str) -> None:
+    top = knowledge[1].rank(normalize(text)).top
+    assert top is not None and top.intent == intent, knowledge[1].rank(normalize(text)).candidates
+
+
+@pytest.mark.parametrize("text", ["are you open on weekends", "what time do you open", "let me think", "i think so"])
+def test_round_two_vocabulary_leaves_chat_alone(knowledge: tuple[LibrarySet, Matcher], text: str) -> None:
+    assert knowledge[1].rank(normalize(text)).top is None
