@@ -92,6 +92,15 @@ TYPO_MIN_LENGTH = 6
 #: Distinct unknown words whose correction is remembered (per Matcher).
 TYPO_CACHE = 4096
 
+#: Pleasantries: no question of their own beside one (see Matcher._behind_opener and pipeline.question_parts).
+PLEASANTRIES = frozenset({"greeting", "closing"})
+#: Intents that open a message: when one comes first, what the rest of the message asks decides.
+OPENERS = frozenset({"greeting"})
+#: Units (characters, English words) the rest of a message needs, besides its opener, to ask something.
+OPENER_REST_MIN = 3
+#: A rest that comes this close to a pleasantry's threshold is a pleasantry too ("您好，请问这边能咨询吗").
+OPENER_NEAR = 10.0
+
 #: Float slack on score bounds, so a bound computed in another order of operations never undercuts a score.
 BOUND_SLACK = 1e-6
 #: The floor of a trigger whose intent has no score yet and no gate to pass: every score counts.
@@ -132,7 +141,7 @@ class Ranking:
     normalized: Normalized
     candidates: tuple[Candidate, ...]  # best first, one per intent
     top: Candidate | None  # None = abstain
-    reason: str  # "confident" | "below_threshold" | "ambiguous" | "empty"
+    reason: str  # "confident" | "below_threshold" | "ambiguous" | "empty" | "opener" (see Matcher._behind_opener)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,8 +219,49 @@ class Matcher:
             return Ranking(normalized, candidates, None, "below_threshold")
         margin = self._libraries.library(normalized.lang).margin
         if len(ordered) > 1 and top.score - ordered[1].score < margin:
+            # A tie with a greeting in front ("你好 这个防水吗") is settled by what follows the greeting.
+            opener = next((c for c in ordered[:2] if c.intent in OPENERS), None)
+            if opener is not None:
+                behind = self._behind_opener(Ranking(normalized, candidates, opener, "confident"), limit)
+                if behind.top is not None and behind.top.intent not in OPENERS:
+                    return behind
             return Ranking(normalized, candidates, None, "ambiguous")
-        return Ranking(normalized, candidates, top, "confident")
+        ranking = Ranking(normalized, candidates, top, "confident")
+        return self._behind_opener(ranking, limit) if top.intent in OPENERS else ranking
+
+    def _behind_opener(self, ranking: Ranking, limit: int) -> Ranking:
+        """A greeting in front of a request is no answer to it ("你好 这个手机支持双卡吗"): the rest of the
+        message decides. When the rest ranks confidently as something other than a pleasantry, that is the
+        ranking ("hi, can u do a discount?" is bargaining). When it is a pleasantry too (or comes within
+        OPENER_NEAR of one), or is too short to ask anything ("你好呀 小二"), the greeting stands. When it is
+        not understood, the message is not a greeting either: abstain (reason "opener"), and an agent answers
+        what was asked. A greeting found further in ("请问你好用吗") is no opener: the ranking stands."""
+        assert ranking.top is not None
+        text = ranking.normalized.text
+        opener = normalize(ranking.top.trigger).text
+        at = text.find(opener) if opener else -1
+        if at < 0 or self._units(text[:at]) >= OPENER_REST_MIN:
+            return ranking  # matched by its sound, fuzzily, or not in front: no opener to take away
+        rest = normalize(text[at + len(opener):].strip())  # what stood before it (亲, excuse me) opens too
+        if not rest.text:
+            return ranking
+        behind = self.rank(rest, limit)
+        nearest = behind.top or (behind.candidates[0] if behind.candidates else None)
+        if nearest is not None and nearest.intent in PLEASANTRIES and (
+                behind.top is not None or nearest.score >= self._threshold(rest, nearest.intent) - OPENER_NEAR):
+            return ranking
+        if behind.top is not None:
+            return Ranking(ranking.normalized, behind.candidates, behind.top, behind.reason)
+        if self._units(rest.text) < OPENER_REST_MIN:
+            return ranking  # too short to ask anything ("你好呀 小二", "hi bro")
+        return Ranking(ranking.normalized, ranking.candidates, None, "opener")
+
+    def _threshold(self, normalized: Normalized, intent: str) -> float:
+        return self._libraries.settings_library(normalized.lang, intent).threshold(intent)
+
+    def _units(self, text: str) -> int:
+        """How many units (characters, English words other than stopwords) a piece of normalised text has."""
+        return len(self._encode(normalize(text), learn=False).text) if text.strip() else 0
 
     def rank_parts(self, normalized: Normalized, limit: int = 3) -> list[Ranking]:
         """One Ranking per question in the message ("包邮吗 什么时候发货"), confident parts best first.

@@ -18,7 +18,7 @@ from csbot.config import Settings, ShopSettings
 from csbot.errors import UnknownShop
 from csbot.ingest.events import MessageEvent
 from csbot.library import LibrarySet
-from csbot.match import Candidate, Matcher, Ranking
+from csbot.match import PLEASANTRIES, Candidate, Matcher, Ranking
 from csbot.normalize import Normalized, normalize
 from csbot.policy import Context, Decision, Signals, decide
 from csbot.reminders import followups
@@ -32,8 +32,6 @@ log = logging.getLogger(__name__)
 MAX_SUGGESTIONS = 3
 #: A message asking several questions gets one suggestion per question, up to this many.
 MAX_PARTS = 5
-#: Intents that are no question of their own when they come with one (see `question_parts`).
-PLEASANTRIES = frozenset({"greeting", "closing"})
 # A channel's extra outbox payloads after a decision, e.g. Chatwoot's private note and handoff:
 # (shop id, conversation external id, the answer) -> payloads. See Connector.after_decision.
 DecisionHook = Callable[[str, str, dict[str, Any]], list[dict[str, Any]]]

@@ -399,3 +399,38 @@ def test_typo_tolerance_is_english_only() -> None:
     matcher = _english(_intent("logistics", ("where is my package",)))
     message = matcher._encode(normalize("pakage到哪了"), learn=False)
     assert max(map(ord, message.text)) >= 0x100000  # still an unknown word
+
+
+# -- a greeting in front of a request -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("hi, can u do a discount?", "bargain"),  # the greeting outscored the request on the whole message
+        ("你好 我想问下这个耳机防水吗", "product_info"),  # a tie with the greeting, settled by what follows it
+        ("你好呀 小二", "greeting"),  # too short to ask anything else
+        ("你好，可以咨询一下吗", "greeting"),  # what follows opens a chat too
+        ("hi bro", "greeting"),
+    ],
+)
+def test_what_follows_a_greeting_decides(matcher: Matcher, text: str, intent: str) -> None:
+    ranking = rank(matcher, text)
+    assert ranking.top is not None and ranking.top.intent == intent, ranking
+
+
+def test_a_greeting_before_a_request_nobody_understands_is_no_answer(matcher: Matcher) -> None:
+    text = "您好 请问这个台灯的灯罩能单独拆下来清洗吗"  # a product question no trigger is close to
+    whole = rank(matcher, text)
+    assert whole.top is None and whole.reason == "opener"
+    assert whole.candidates[0].intent == "greeting"  # still offered to the agent, just not as the answer
+    behind = rank(matcher, text[3:])
+    assert behind.top is None and behind.reason == "below_threshold"  # the request alone is not understood
+
+
+def test_a_greeting_further_in_is_no_opener(matcher: Matcher) -> None:
+    opened = matcher.rank(normalize("你好 亲"))
+    assert opened.top is not None and opened.top.intent == "greeting"
+    text = "我想问问清楚再买 你好"  # the greeting closes the message; nothing in front to take away
+    ranking = rank(matcher, text)
+    assert ranking.reason != "opener"
