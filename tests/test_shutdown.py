@@ -128,7 +128,9 @@ async def test_sigterm_completes_requests_in_flight_and_exits_cleanly(
                     return False
 
                 await until(refusing, 10, "csbot to stop accepting connections")
-                assert not any(p.done() for p in posts)  # still in flight: they need the database
+                # Still in flight: they need the database (what any finished one got, for the failure message).
+                assert not any(p.done() for p in posts), [
+                    p.exception() or p.result() for p in posts if p.done() and not p.cancelled()]
             answers = await asyncio.gather(*posts)
             returncode = await server.exited()
     finally:
