@@ -1,6 +1,7 @@
 """Regenerate docs/quality.md: dev-set scores, confusion, failure categories, coverage on real buyer turns,
-accuracy on a hand-labelled random sample of them (tests/fixtures/real_labels.jsonl: ids and labels only, joined
-with the text at run time), and the English section (tests/fixtures/en_eval.jsonl by half, the second set
+accuracy on two hand-labelled random samples of them (tests/fixtures/real_labels.jsonl, tuned on since it was
+first scored, and the blind tests/fixtures/real_labels_blind2.jsonl: ids and labels only, joined with the text at
+run time), and the English section (tests/fixtures/en_eval.jsonl by half, the second set
 en_holdout.jsonl, the blind third set en_blind3.jsonl, English and mixed real turns, text-speak probe).
 
     python benchmarks/quality_report.py            # writes docs/quality.md
@@ -35,8 +36,11 @@ EN_EVAL = ROOT / "tests" / "fixtures" / "en_eval.jsonl"
 EN_HOLDOUT = ROOT / "tests" / "fixtures" / "en_holdout.jsonl"
 #: The third English set: written blind after that round, scored once, never tuned on (the honest figure).
 EN_BLIND = ROOT / "tests" / "fixtures" / "en_blind3.jsonl"
-#: Hand labels (id and intent only, no text) for a random sample of 300 real buyer turns; never tuned on.
+#: Hand labels (id and intent only, no text) for a random sample of 300 real buyer turns; blind when first
+#: scored (2026-12-04), then tuned on.
 REAL_LABELS = ROOT / "tests" / "fixtures" / "real_labels.jsonl"
+#: A second blind sample of 200 real buyer turns (ids not in REAL_LABELS), labelled the same way; never tuned on.
+REAL_LABELS_BLIND = ROOT / "tests" / "fixtures" / "real_labels_blind2.jsonl"
 #: The issue's targets for the English set (tests/test_english.py asserts the same).
 EN_TARGETS = "top-1 >= 93 %, top-3 >= 98 %, wrong auto-sends <= 0.5 % of lines"
 #: How English buyers shorten words; applied to the en library's own triggers as a robustness probe.
@@ -229,15 +233,15 @@ def render() -> str:
     return "\n".join(out) + "\n"
 
 
-def real_labelled_rows() -> tuple[list[tuple[str, str]], int]:
-    """(text, label) for each id in REAL_LABELS, text joined from REAL_SET at run time; and ids not found.
+def real_labelled_rows(labels: Path) -> tuple[list[tuple[str, str]], int]:
+    """(text, label) for each id in a labels file, text joined from REAL_SET at run time; and ids not found.
 
     Sorted by id. The fixture holds ids and labels only; the text never leaves the shared file.
     """
     texts = {str(r["id"]): str(r["text"]) for r in read_jsonl(REAL_SET)}
     rows: list[tuple[str, str]] = []
     missing = 0
-    for record in sorted(read_jsonl(REAL_LABELS), key=lambda r: str(r["id"])):
+    for record in sorted(read_jsonl(labels), key=lambda r: str(r["id"])):
         text = texts.get(str(record["id"]))
         if text is None:
             missing += 1
@@ -300,19 +304,22 @@ REAL_ILLUSTRATIONS = {
     "with no trigger close enough",
     "abstained on an in-scope line (ambiguous)": "“退了重拍还是直接换呢” — two intents within the margin",
     "abstained on an in-scope line (empty)": "nothing left after normalisation",
+    "abstained on an in-scope line (opener)": "“您好 这款冬天穿会冷吗” — a greeting in front of a question "
+    "nothing else matches: the matcher holds back the greeting and an agent answers",
 }
 
 
-def real_accuracy_section(matcher: Matcher) -> list[str]:
-    heading = "## Accuracy on a labelled sample of real turns (`tests/fixtures/real_labels.jsonl`)"
-    if not REAL_SET.is_file():
-        return [heading, "", f"(Real buyer turns not found at {REAL_SET}: the labelled sample cannot be joined "
-                "to its text, section skipped.)", ""]
-    if not REAL_LABELS.is_file():
-        return [heading, "", f"(No labels at {REAL_LABELS}: section skipped.)", ""]
-    rows, missing = real_labelled_rows()
+def real_sample_lines(matcher: Matcher, labels: Path, name: str, failures: bool = False) -> list[str]:
+    """One labelled real sample scored now: the metrics table (first column `name`), Wilson intervals,
+    confident-answer precision, label distribution and per-intent table; with `failures`, also where it fails.
+
+    Aggregates only: the text is joined from REAL_SET at run time and never written.
+    """
+    if not labels.is_file():
+        return [f"(No labels at {labels}: sample skipped.)", ""]
+    rows, missing = real_labelled_rows(labels)
     if not rows:
-        return [heading, "", "(No labelled id found in the real turns: section skipped.)", ""]
+        return ["(No labelled id found in the real turns: sample skipped.)", ""]
     # Scored as the dev set: a label outside the taxonomy (opt_out …) counts as `other`, like a prediction.
     scored_rows = [(text, label if label in LABELS else OTHER) for text, label in rows]
     report = evaluate(matcher, scored_rows)
@@ -323,35 +330,15 @@ def real_accuracy_section(matcher: Matcher) -> list[str]:
     pairs: Counter[str] = acc["pairs"]  # type: ignore[assignment]
     wrong_on_other: Counter[str] = acc["wrong_on_other"]  # type: ignore[assignment]
     n = report.n
-    top1_right = round(report.top1 * n)
-    lo1, hi1 = wilson(top1_right, n)
-    labels = Counter(label for _, label in rows)
-    in_scope = n - labels[OTHER]
+    lo1, hi1 = wilson(round(report.top1 * n), n)
+    labels_seen = Counter(label for _, label in rows)
+    in_scope = n - labels_seen[OTHER]
     out = [
-        heading,
-        "",
-        f"{n} real buyer turns drawn at random from the {REAL_SET.name} ids (`random.Random(20261204).sample` "
-        "of 300 over all ids, sorted), each labelled by hand with one intent of the taxonomy in "
-        "`shared/eval/README.md` (or an extra library intent such as `opt_out` where one clearly applies) "
-        "**before** csbot was run on any of them. The fixture holds ids and labels only; the text is joined from "
-        "the shared file at run time, and this section has aggregates only (research-only licence). "
-        "**The library was never tuned on these turns**, so this is the honest figure for real buyers; "
-        "do not tune on them either, or the next measurement needs a new sample.",
-        "",
-        "How they were labelled: by what an agent would have to answer for the turn itself. The turn's own "
-        "words must carry the intent; the neighbouring agent messages were read only to understand them, so "
-        "an acknowledgement, an order number or a fragment that only makes sense after the agent's last "
-        "message is `other` whatever the conversation is about. Requests the taxonomy has no intent for "
-        "(price protection after a price drop, installation visits, account, top-up and membership questions, "
-        "merchants asking about the platform) are `other` too: the matcher should abstain on them. "
-        "After-sales tickets (pickup, inspection, progress) are `return_refund` unless they are about an "
-        "exchange or a fault.",
-        "",
-        "| lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
-        "|---|---|---|---|---|---|---|",
-        f"| {n} | {pct(report.top1)} | {pct(report.top3)} | {report.abstained} ({pct(report.abstain_rate)}) "
-        f"| {report.auto_sent} | {pct(report.auto_send_precision)} | {report.wrong_auto_send} "
-        f"({report.wrong_auto_send_rate:.2%} of all lines) |",
+        "| sample | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
+        "|---|---|---|---|---|---|---|---|",
+        f"| {name} | {n} | {pct(report.top1)} | {pct(report.top3)} | {report.abstained} "
+        f"({pct(report.abstain_rate)}) | {report.auto_sent} | {pct(report.auto_send_precision)} "
+        f"| {report.wrong_auto_send} ({report.wrong_auto_send_rate:.2%} of all lines) |",
         "",
         f"Top-1 95 % interval (Wilson): {lo1:.1%}-{hi1:.1%}."
         + (f" {missing} labelled ids were not found in the real turns and are left out." if missing else "")
@@ -365,7 +352,7 @@ def real_accuracy_section(matcher: Matcher) -> list[str]:
             f"**Precision of confident answers: {right} of {confident} ({right / confident:.1%}, 95 % interval "
             f"{lo:.1%}-{hi:.1%}).** A confident answer is a top-1 intent (not abstained), whether it would be "
             "suggested or auto-sent; it is right when it is the line's label, and every confident answer on a "
-            f"line labelled `other` is wrong. The sample has {in_scope} in-scope lines and {labels[OTHER]} "
+            f"line labelled `other` is wrong. The sample has {in_scope} in-scope lines and {labels_seen[OTHER]} "
             f"`other` lines; {wrong_on_other.total()} of the `other` lines were answered confidently "
             f"({', '.join(f'{p} {c}' for p, c in wrong_on_other.most_common(5)) or 'none'})"
             + (f"; {outside} of them with an intent outside the taxonomy ("
@@ -378,28 +365,66 @@ def real_accuracy_section(matcher: Matcher) -> list[str]:
     else:
         out += ["Precision of confident answers: undefined (nothing answered confidently).", ""]
     out += [
-        "Label distribution: " + ", ".join(f"{label} {c}" for label, c in labels.most_common()) + ".",
+        "Label distribution: " + ", ".join(f"{label} {c}" for label, c in labels_seen.most_common()) + ".",
         "",
-        "### Per intent (real sample)",
+        "Per intent:",
         "",
         *intent_table(report),
         "",
-        "### Where real turns fail",
-        "",
-        "Counts on the sample; the examples are made up to show the kind of message, they are not real turns.",
-        "",
-        "| kind | lines | the kind of message (made-up example or description) |",
-        "|---|---|---|",
     ]
-    for kind, count in kinds.most_common():
-        out.append(f"| {kind} | {count} | {REAL_ILLUSTRATIONS.get(kind, '')} |")
-    if not kinds:
-        out.append("| (none) | 0 | |")
-    out += [
+    if failures:
+        out += [
+            "Where it fails (counts on the sample; the examples are made up to show the kind of message, they "
+            "are not real turns):",
+            "",
+            "| kind | lines | the kind of message (made-up example or description) |",
+            "|---|---|---|",
+        ]
+        out += [f"| {kind} | {count} | {REAL_ILLUSTRATIONS.get(kind, '')} |" for kind, count in kinds.most_common()]
+        if not kinds:
+            out.append("| (none) | 0 | |")
+        out += [
+            "",
+            "Most frequent label → prediction pairs among wrong confident answers: "
+            + (", ".join(f"{p} ({c})" for p, c in pairs.most_common(10)) or "none") + ".",
+            "",
+        ]
+    return out
+
+
+def real_accuracy_section(matcher: Matcher) -> list[str]:
+    heading = "## Accuracy on labelled samples of real turns"
+    if not REAL_SET.is_file():
+        return [heading, "", f"(Real buyer turns not found at {REAL_SET}: the labelled samples cannot be joined "
+                "to their text, section skipped.)", ""]
+    return [
+        heading,
         "",
-        "Most frequent label → prediction pairs among wrong confident answers: "
-        + (", ".join(f"{p} ({c})" for p, c in pairs.most_common(10)) or "none") + ".",
+        f"Real buyer turns drawn at random from the {REAL_SET.name} ids, each labelled by hand with one intent of "
+        "the taxonomy in `shared/eval/README.md` (or an extra library intent such as `opt_out` where one clearly "
+        "applies) **before** csbot was run on any of them. The fixtures hold ids and labels only; the text is "
+        "joined from the shared file at run time, and this section has aggregates only (research-only licence). "
+        "A sample is an honest figure for real buyers only until the library or matcher is tuned on it; after "
+        "that, the next measurement needs a new sample.",
         "",
+        "How they were labelled: by what an agent would have to answer for the turn itself. The turn's own "
+        "words must carry the intent; the neighbouring agent messages were read only to understand them, so "
+        "an acknowledgement, an order number or a fragment that only makes sense after the agent's last "
+        "message is `other` whatever the conversation is about. Requests the taxonomy has no intent for "
+        "(price protection after a price drop, installation visits, account, top-up and membership questions, "
+        "merchants asking about the platform) are `other` too: the matcher should abstain on them. "
+        "After-sales tickets (pickup, inspection, progress) are `return_refund` unless they are about an "
+        "exchange or a fault.",
+        "",
+        f"### First sample (`{REAL_LABELS.relative_to(ROOT)}`): blind when first scored, tuned on since",
+        "",
+        "300 turns: `random.Random(20261204).sample` of 300 over all ids, sorted. First scored blind on "
+        "2026-12-04: top-1 52.3 %, top-3 73.7 %, confident answers right 70 of 136 (51.5 %), 8 auto-sent, all "
+        "right. The round of matcher and library changes that followed was tuned on this sample's failures, so "
+        "the figures below, scored with the code as it is now, are no longer a blind measurement; the second "
+        "sample below is.",
+        "",
+        *real_sample_lines(matcher, REAL_LABELS, "first (tuned on since)", failures=True),
         "How to read this (as first measured, 2026-12-04): the dev-set figures above are tuned figures on "
         "hand-written lines; this is what real buyers get. Auto-sending stayed precise because few real turns "
         "reach the auto threshold, but about half of the confident answers an agent is shown were wrong. Most "
@@ -407,8 +432,14 @@ def real_accuracy_section(matcher: Matcher) -> list[str]:
         "JD turns), confident answers on turns the taxonomy does not cover or on context-dependent fragments, "
         "and a leading 你好/您好 that wins over the request behind it.",
         "",
+        f"### Second sample (`{REAL_LABELS_BLIND.relative_to(ROOT)}`): blind",
+        "",
+        "200 turns: `random.Random(20261205).sample` of 200 over the ids not in the first sample, sorted; "
+        "labelled the same way by another colleague, all 200 saved before csbot was run on any of them. "
+        "**Never used for tuning**: this is the honest figure for real buyers now. Do not tune on it either.",
+        "",
+        *real_sample_lines(matcher, REAL_LABELS_BLIND, "second (blind)"),
     ]
-    return out
 
 
 def _eval_row(name: str, report: EvalReport) -> str:
