@@ -99,7 +99,9 @@ OPENERS = frozenset({"greeting"})
 #: Units (characters, English words) the rest of a message needs, besides its opener, to ask something.
 OPENER_REST_MIN = 3
 #: A rest that comes this close to a pleasantry's threshold is a pleasantry too ("您好，请问这边能咨询吗").
-OPENER_NEAR = 10.0
+OPENER_NEAR = 5.0
+#: How many pleasantries are taken away, one after the other, to find what a message asks ("你好 在吗 亲 …").
+OPENER_PASSES = 3
 
 #: Float slack on score bounds, so a bound computed in another order of operations never undercuts a score.
 BOUND_SLACK = 1e-6
@@ -205,6 +207,20 @@ class Matcher:
         return sum(1 for entry in self._entries if not entry.negative)
 
     def rank(self, normalized: Normalized, limit: int = 3) -> Ranking:
+        ranking = self._rank(normalized, limit)
+        if ranking.top is not None and ranking.top.intent in OPENERS:
+            return self._behind_opener(ranking, limit)
+        if ranking.reason == "ambiguous":
+            # A tie with a greeting in front ("你好 这个防水吗") is settled by what follows the greeting.
+            opener = next((c for c in ranking.candidates[:2] if c.intent in OPENERS), None)
+            if opener is not None:
+                behind = self._behind_opener(Ranking(normalized, ranking.candidates, opener, "confident"), limit)
+                if behind.top is not None and behind.top.intent not in OPENERS:
+                    return behind
+        return ranking
+
+    def _rank(self, normalized: Normalized, limit: int) -> Ranking:
+        """The ranking of the whole text as it stands (no opener taken away)."""
         if not normalized.text:
             return Ranking(normalized, (), None, "empty")
         message = self._encode(normalized, learn=False)
@@ -214,46 +230,43 @@ class Matcher:
         if not candidates:
             return Ranking(normalized, (), None, "below_threshold")
         top = candidates[0]
-        library = self._libraries.settings_library(normalized.lang, top.intent)
-        if top.score < library.threshold(top.intent):
+        if top.score < self._threshold(normalized, top.intent):
             return Ranking(normalized, candidates, None, "below_threshold")
         margin = self._libraries.library(normalized.lang).margin
         if len(ordered) > 1 and top.score - ordered[1].score < margin:
-            # A tie with a greeting in front ("你好 这个防水吗") is settled by what follows the greeting.
-            opener = next((c for c in ordered[:2] if c.intent in OPENERS), None)
-            if opener is not None:
-                behind = self._behind_opener(Ranking(normalized, candidates, opener, "confident"), limit)
-                if behind.top is not None and behind.top.intent not in OPENERS:
-                    return behind
             return Ranking(normalized, candidates, None, "ambiguous")
-        ranking = Ranking(normalized, candidates, top, "confident")
-        return self._behind_opener(ranking, limit) if top.intent in OPENERS else ranking
+        return Ranking(normalized, candidates, top, "confident")
 
     def _behind_opener(self, ranking: Ranking, limit: int) -> Ranking:
-        """A greeting in front of a request is no answer to it ("你好 这个手机支持双卡吗"): the rest of the
-        message decides. When the rest ranks confidently as something other than a pleasantry, that is the
-        ranking ("hi, can u do a discount?" is bargaining). When it is a pleasantry too (or comes within
-        OPENER_NEAR of one), or is too short to ask anything ("你好呀 小二"), the greeting stands. When it is
-        not understood, the message is not a greeting either: abstain (reason "opener"), and an agent answers
-        what was asked. A greeting found further in ("请问你好用吗") is no opener: the ranking stands."""
+        """A greeting in front of a request is no answer to it ("你好 这个手机支持双卡吗"): what the message
+        holds besides its pleasantries decides. The greeting is taken away, then any pleasantry the rest still
+        ranks as (or comes within OPENER_NEAR of), up to OPENER_PASSES times. If nothing but pleasantries was
+        there, or too little to ask anything ("你好呀 小二", "hi bro"), the greeting stands. If what is left
+        ranks confidently, that is the ranking ("hi, can u do a discount?" is bargaining). Otherwise the
+        message is not a greeting either: abstain (reason "opener"), and an agent answers what was asked.
+        A greeting matched by its sound or fuzzily, or found further in, leaves the ranking as it is."""
         assert ranking.top is not None
-        text = ranking.normalized.text
-        opener = normalize(ranking.top.trigger).text
-        at = text.find(opener) if opener else -1
-        if at < 0 or self._units(text[:at]) >= OPENER_REST_MIN:
-            return ranking  # matched by its sound, fuzzily, or not in front: no opener to take away
-        rest = normalize(text[at + len(opener):].strip())  # what stood before it (亲, excuse me) opens too
-        if not rest.text:
-            return ranking
-        behind = self.rank(rest, limit)
-        nearest = behind.top or (behind.candidates[0] if behind.candidates else None)
-        if nearest is not None and nearest.intent in PLEASANTRIES and (
-                behind.top is not None or nearest.score >= self._threshold(rest, nearest.intent) - OPENER_NEAR):
+        rest, pleasantry = ranking.normalized, ranking.top
+        for passes in range(OPENER_PASSES):
+            span = _find_ignoring_spaces(rest.text, normalize(pleasantry.trigger).text)
+            if span is None or (passes == 0 and self._units(rest.text[: span[0]]) >= OPENER_REST_MIN):
+                return ranking  # no exact span to take away (or not in front): what is left is a pleasantry
+            # What stood before the opener (亲, excuse me) opens too; a later pleasantry is cut out.
+            rest = normalize(f"{rest.text[: span[0]] if passes else ''} {rest.text[span[1]:]}".strip())
+            if not rest.text:
+                return ranking
+            behind = self._rank(rest, limit)
+            nearest = behind.top or (behind.candidates[0] if behind.candidates else None)
+            if nearest is None or nearest.intent not in PLEASANTRIES or (
+                    behind.top is None and nearest.score < self._threshold(rest, nearest.intent) - OPENER_NEAR):
+                break  # something other than a pleasantry is left
+            pleasantry = nearest
+        else:
             return ranking
         if behind.top is not None:
             return Ranking(ranking.normalized, behind.candidates, behind.top, behind.reason)
         if self._units(rest.text) < OPENER_REST_MIN:
-            return ranking  # too short to ask anything ("你好呀 小二", "hi bro")
+            return ranking  # too short to ask anything
         return Ranking(ranking.normalized, ranking.candidates, None, "opener")
 
     def _threshold(self, normalized: Normalized, intent: str) -> float:
@@ -721,6 +734,19 @@ def split_questions(text: str) -> list[str]:
         for piece in CJK_SPACE.split(clause):
             parts.extend(p.strip() for p in AFTER_MA.split(piece) if p.strip())
     return parts
+
+
+def _find_ignoring_spaces(text: str, part: str) -> tuple[int, int] | None:
+    """Where `part` occurs in `text` when spaces do not count ("你好请问" in "你好 请问…"): (start, end) in
+    `text`, or None. Between English words a space does count: "hi" is not found in "this"."""
+    if not part:
+        return None
+    if part.isascii():
+        found = re.search(rf"(?<![a-z0-9]){re.escape(part)}(?![a-z0-9])", text)
+        return None if found is None else found.span()
+    pattern = r"\s*".join(map(re.escape, part.replace(" ", "")))
+    found = re.search(pattern, text)
+    return None if found is None else found.span()
 
 
 def _top_score(ranking: Ranking) -> float:

@@ -412,6 +412,7 @@ def test_typo_tolerance_is_english_only() -> None:
         ("你好呀 小二", "greeting"),  # too short to ask anything else
         ("你好，可以咨询一下吗", "greeting"),  # what follows opens a chat too
         ("hi bro", "greeting"),
+        ("你好 在吗 亲", "greeting"),  # pleasantries only, taken away one after the other
     ],
 )
 def test_what_follows_a_greeting_decides(matcher: Matcher, text: str, intent: str) -> None:
@@ -419,12 +420,13 @@ def test_what_follows_a_greeting_decides(matcher: Matcher, text: str, intent: st
     assert ranking.top is not None and ranking.top.intent == intent, ranking
 
 
-def test_a_greeting_before_a_request_nobody_understands_is_no_answer(matcher: Matcher) -> None:
-    text = "您好 请问这个台灯的灯罩能单独拆下来清洗吗"  # a product question no trigger is close to
+@pytest.mark.parametrize("opening", ["您好 ", "你好 在吗 ", "亲 你好，在吗？"])
+def test_a_greeting_before_a_request_nobody_understands_is_no_answer(matcher: Matcher, opening: str) -> None:
+    text = opening + "请问这个台灯的灯罩能单独拆下来清洗吗"  # a product question no trigger is close to
     whole = rank(matcher, text)
-    assert whole.top is None and whole.reason == "opener"
+    assert whole.top is None and whole.reason == "opener", whole
     assert whole.candidates[0].intent == "greeting"  # still offered to the agent, just not as the answer
-    behind = rank(matcher, text[3:])
+    behind = rank(matcher, text[len(opening):])
     assert behind.top is None and behind.reason == "below_threshold"  # the request alone is not understood
 
 
