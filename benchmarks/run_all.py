@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -68,7 +69,10 @@ def matching_section() -> str:
             "the library and against synthetic inflations of it (real triggers mutated within their intent: "
             "a unit substituted or inserted from the locale's vocabulary, or two triggers joined). The "
             "baselines search the same normalised trigger strings with `processor=None`; their abstain "
-            "cutoff is the one that maximises their own dev top-1. `real` is the shipped library.",
+            "cutoff is the one that maximises their own dev top-1. `real` is the shipped library. csbot: "
+            f"{matcher['rounds']} rounds, p50/p99 over all samples; baselines one pass"
+            + ("; the index frozen as `csbot serve` freezes it (`gc.freeze()`)" if matcher.get("gc_freeze") else "")
+            + ". Figures from `results/matcher.json`:",
             "",
             "| triggers | csbot p50 | csbot p99 | WRatio p50 | WRatio p99 | difflib p50 | difflib p99 "
             "| csbot/WRatio p99 | csbot/difflib p99 | top-1 csbot | top-1 WRatio | top-1 difflib |",
@@ -84,7 +88,18 @@ def matching_section() -> str:
                 f"{r['ratio_p99_vs_difflib']:.3f}x | {t['csbot']:.1%} | {t['wratio']:.1%} | "
                 + ("-" if t["difflib"] is None else f"{t['difflib']:.1%}") + " |"
             )
+        best = ", ".join(f"{'real' if r['size'] == 'real' else _size(r['size'])} "
+                         f"{r['matcher_best_of_rounds_us']['p50']:,.0f}/{r['matcher_best_of_rounds_us']['p99']:,.0f} µs"
+                         for r in matcher["results"])  # type: ignore[attr-defined]
+        norm = matcher.get("normalize")
         lines += [
+            "",
+            f"Best of rounds (per message its fastest round, p50/p99): {best}."
+            + (f" `normalize` per raw dev message: p50 {norm['normalize_cold_us']['p50']:,.0f} µs, p99 "
+               f"{norm['normalize_cold_us']['p99']:,.0f} µs with its word memos empty, "
+               f"{norm['normalize_warm_us']['p50']:,.0f}/{norm['normalize_warm_us']['p99']:,.0f} µs filled, against "
+               f"{norm['lazy_pinyin_of_runs_us']['p50']:,.0f}/{norm['lazy_pinyin_of_runs_us']['p99']:,.0f} µs for "
+               "pypinyin's `lazy_pinyin` of the same Chinese runs alone." if isinstance(norm, dict) else ""),
             "",
             "Top-1 is scored as `csbot eval` scores it (an `other` line is right only when the method "
             "abstains). At the real size the baselines' best cutoffs were "
@@ -96,17 +111,17 @@ def matching_section() -> str:
             "decisions of scoring every shortlisted trigger (checked on the dev set and the 5,047 real turns).",
             "",
         ]
-    notes = HERE / "matcher_notes.md"
-    if notes.is_file():
-        lines += [notes.read_text(encoding="utf-8").rstrip(), ""]
+    lines += _notes("matcher_notes.md")
     memory = load("memory")
     if memory:
         lines += [
             "### Memory",
             "",
             "`python benchmarks/bench_memory.py`: resident set size of a fresh interpreter that built the "
-            f"matcher, against the same interpreter without an index ({memory['baseline_rss_mib']:.1f} MiB: "
-            "Python, csbot, OpenCC and pypinyin dictionaries loaded).",
+            "matcher"
+            + (" (then `gc.collect(); gc.freeze()`, as `csbot serve` does)" if memory.get("gc_freeze") else "")
+            + f", against the same interpreter without an index ({memory['baseline_rss_mib']:.1f} MiB: "
+            "Python, csbot, OpenCC and pypinyin dictionaries loaded). Figures from `results/memory.json`:",
             "",
             "| triggers | RSS | index (RSS − baseline) | RSS / baseline |",
             "|---|---|---|---|",
@@ -116,35 +131,58 @@ def matching_section() -> str:
             lines.append(f"| {size} | {c['rss_mib']:.1f} MiB | {c['index_mib']:.1f} MiB | "
                          f"{c['ratio_vs_baseline']:.2f}x |")
         lines.append("")
+        lines += _notes("memory_notes.md")
     webhook = load("webhook")
     if webhook:
-        bare, csbot = webhook["bare"], webhook["csbot"]
-        assert isinstance(bare, dict) and isinstance(csbot, dict)
+        runs = webhook.get("runs") or []
+        assert isinstance(runs, list)
         lines += [
             "### Webhook: signed message event → persisted suggestion",
             "",
             f"`python benchmarks/bench_webhook.py`: {webhook['requests']:,} signed `message.created` events "
             f"(after 100 warm-up), {webhook['concurrency']} concurrent loopback aiohttp-client connections, "
             f"`python -m csbot serve` with SQLite (journal mode `{webhook['journal_mode']}`) in a temp "
-            f"directory, server run from the {webhook.get('source', 'working tree')}; baseline: a bare aiohttp "
-            "app that reads the body and answers a JSON object, same client, same run.",
+            f"directory, server run from the {webhook.get('source', 'working tree')}; baselines: a bare aiohttp "
+            "app that reads the body and answers a JSON object, and the same app storing each body with one "
+            "SQLite INSERT and COMMIT, same client, same run"
+            + (f"; of {len(runs)} runs (`--runs {len(runs)}`), the one with the median csbot/bare ratio"
+               if len(runs) > 1 else "") + ". Figures from `results/webhook.json`:",
             "",
             "| server | req/s | p50 | p99 | server CPU per request | answers |",
             "|---|---|---|---|---|---|",
-            f"| bare aiohttp | {bare['rps']:,.0f} | {bare['ms']['p50']:.1f} ms | {bare['ms']['p99']:.1f} ms | "
-            f"{bare['server_cpu_ms_per_request']:.2f} ms | {_statuses(bare['statuses'])} |",
-            f"| csbot | {csbot['rps']:,.1f} | {csbot['ms']['p50']:.1f} ms | {csbot['ms']['p99']:,.1f} ms | "
-            f"{csbot['server_cpu_ms_per_request']:.2f} ms | {_statuses(csbot['statuses'])} ("
-            + ", ".join(f"{k} {v}" for k, v in csbot["actions"].items()) + ") |",
+            *(_webhook_row(label, row) for label, row in (
+                ("bare aiohttp", webhook.get("bare")),
+                ("bare aiohttp + 1 SQLite INSERT/COMMIT", webhook.get("bare_sqlite")),
+                ("csbot", webhook.get("csbot"))) if isinstance(row, dict)),
             "",
-            f"csbot / bare throughput: **{webhook['ratio_rps']:.3f}x** (target ≥ 0.5x: not met). See "
-            "\"Where the webhook time goes\" below.",
+            f"csbot / bare throughput: **{webhook['ratio_rps']:.3f}x**"
+            + (f" (runs: {', '.join(format(r['ratio_rps'], '.3f') for r in runs)})" if len(runs) > 1 else "")
+            + (f", csbot / bare+SQLite {webhook['ratio_rps_vs_bare_sqlite']:.3f}x"
+               if "ratio_rps_vs_bare_sqlite" in webhook else "")
+            + ". Target ≥ 0.5x: **not met**.",
             "",
         ]
-    extra = HERE / "webhook_notes.md"
-    if extra.is_file():
-        lines += [extra.read_text(encoding="utf-8").rstrip(), ""]
+        lines += _notes("webhook_notes.md")
     return "\n".join(lines)
+
+
+def _notes(name: str) -> list[str]:
+    """The hand-written notes that go under a generated table (benchmarks/NAME), if there are any."""
+    path = HERE / name
+    return [path.read_text(encoding="utf-8").rstrip(), ""] if path.is_file() else []
+
+
+def _size(size: object) -> str:
+    return f"{size // 1000}k" if isinstance(size, int) and size >= 1000 else str(size)
+
+
+def _webhook_row(label: str, r: dict[str, Any]) -> str:
+    answers = _statuses(r["statuses"])
+    if label == "csbot":
+        answers += " (" + ", ".join(f"{k} {v}" for k, v in r["actions"].items()) + ")"
+    rps = f"{r['rps']:,.0f}" if r["rps"] >= 1000 else f"{r['rps']:,.1f}"
+    return (f"| {label} | {rps} | {r['ms']['p50']:.1f} ms | {r['ms']['p99']:,.1f} ms | "
+            f"{r['server_cpu_ms_per_request']:.2f} ms | {answers} |")
 
 
 def quality_section() -> str:
