@@ -482,6 +482,12 @@ def real_accuracy_section(matcher: Matcher) -> list[str]:
     ]
 
 
+def _eval_table(first: str, rows: list[tuple[str, EvalReport]]) -> list[str]:
+    """A scores table: header (its first column named `first`), then one row per (name, report)."""
+    return [f"| {first} | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
+            "|---|---|---|---|---|---|---|---|", *(_eval_row(name, report) for name, report in rows)]
+
+
 def _eval_row(name: str, report: EvalReport) -> str:
     return (f"| {name} | {report.n} | {pct(report.top1)} | {pct(report.top3)} | {report.abstained} "
             f"| {report.auto_sent} | {pct(report.auto_send_precision)} | {report.wrong_auto_send} "
@@ -540,11 +546,7 @@ def english_section(libraries: LibrarySet, matcher: Matcher) -> list[str]:
         "lowercase, no punctuation, typos, `u`/`pls`/`thx`/`hw`, emoji, order numbers, two questions in one "
         "message. Same format and scoring as the dev set. Targets (issue 8): " + EN_TARGETS + ".",
         "",
-        "| part | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
-        "|---|---|---|---|---|---|---|---|",
-        _eval_row("all", whole),
-        _eval_row("odd lines (tuned on)", odd),
-        _eval_row("even lines (held out first)", even),
+        *_eval_table("part", [("all", whole), ("odd lines (tuned on)", odd), ("even lines (held out first)", even)]),
         "",
         "How the set was used (measured while tuning, 2026-11-23; not regenerated): the set was written before "
         "any library change and scored 86.0 % top-1, 91.5 % top-3, 0 wrong auto-sends with the library as it "
@@ -568,9 +570,7 @@ def english_section(libraries: LibrarySet, matcher: Matcher) -> list[str]:
             "",
             f"{second.n} lines written blind by a colleague (6 per intent, 18 `other`), same noise and scoring.",
             "",
-            "| set | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
-            "|---|---|---|---|---|---|---|---|",
-            _eval_row("second set, now", second),
+            *_eval_table("set", [("second set, now", second)]),
             "",
             "How the set was used (measured 2026-12-04; not regenerated): scored once before anything was changed "
             "for it, 83.3 % top-1, 85.0 % top-3, 0 wrong auto-sends: the honest figure for unseen English. Its "
@@ -593,9 +593,7 @@ def english_section(libraries: LibrarySet, matcher: Matcher) -> list[str]:
             "after the round above, and, for comparison, with the library and matcher from before that round "
             "(commit 9b56728): 81.7 % top-1, 86.7 % top-3, 31 abstained, 0 wrong auto-sends. Now:",
             "",
-            "| set | lines | top-1 | top-3 | abstained | auto-sent | auto-send precision | wrong auto-sends |",
-            "|---|---|---|---|---|---|---|---|",
-            _eval_row("third set (blind)", blind),
+            *_eval_table("set", [("third set (blind)", blind)]),
             "",
             f"Targets: {EN_TARGETS}. Confident answers stay right (no wrong auto-send on any English set); what "
             "misses goes to an agent. Where it misses:",
