@@ -62,15 +62,10 @@ async def open_or_join_case(tx: Tx, *, shop: ShopSettings, buyer_id: int, type: 
         "late_shipment": False, "out_of_stock": False, "photos": [], "opened_at": now,
         "reply_due_at": due.reply_due_at, "resolve_due_at": due.resolve_due_at, "updated_at": now,
     }
-    stmt = repo._insert(tx, Case).values(**values)
-    if order_id is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=[Case.buyer_id, Case.order_id], index_where=_OPEN_WITH_ORDER)
-    elif conversation_id is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=[Case.buyer_id, Case.conversation_id],
-                                           index_where=_OPEN_WITHOUT_ORDER)
-    new_id = (await tx.execute(stmt.returning(Case.id))).scalar_one_or_none()
-    if new_id is not None:
-        case = await tx.get_one(Case, new_id, populate_existing=True)
+    yields_to = "order" if order_id is not None else ("conversation" if conversation_id is not None else None)
+    row = (await repo._core(tx, _insert_case(repo._dialect(tx), yields_to), values)).first()
+    if row is not None:
+        case = repo._tracked(tx, Case, row)  # the new row as the session's object, without a second query
         remark = await _remark(tx, case, shop, f"{cases.type_label(type, shop.locale)}："
                                f"{cases.reason_label(reason, shop.locale)}", actor, now)
         _event(tx, case, "opened", actor, now, to_state="new", note=note or source, remark_id=remark)
@@ -86,7 +81,26 @@ async def open_or_join_case(tx: Tx, *, shop: ShopSettings, buyer_id: int, type: 
         case.updated_at = now
     await _add_photos(tx, case, photo_urls, message_id, now)
     await tx.flush()
-    return Opened(case, new_id is not None)
+    return Opened(case, row is not None)
+
+
+_CASE_COLUMNS = ("shop_id", "buyer_id", "conversation_id", "order_id", "type", "reason", "state", "source",
+                 "platform_intervened", "late_shipment", "out_of_stock", "photos", "opened_at", "reply_due_at",
+                 "resolve_due_at", "updated_at")
+
+
+@functools.cache
+def _insert_case(dialect: str, yields_to: str | None) -> Any:
+    """INSERT … RETURNING the whole row, yielding (no row back) to the buyer's open case for the same order,
+    or for the same conversation when no order is known."""
+    table = repo._table(Case)
+    stmt = repo._insert_for(dialect, table).values(repo._binds(table, *_CASE_COLUMNS))
+    if yields_to == "order":
+        stmt = stmt.on_conflict_do_nothing(index_elements=[Case.buyer_id, Case.order_id], index_where=_OPEN_WITH_ORDER)
+    elif yields_to == "conversation":
+        stmt = stmt.on_conflict_do_nothing(index_elements=[Case.buyer_id, Case.conversation_id],
+                                           index_where=_OPEN_WITHOUT_ORDER)
+    return stmt.returning(*table.c)
 
 
 async def _adopt_order(tx: Tx, *, buyer_id: int, conversation_id: int, order_id: int, now: datetime) -> None:
@@ -163,10 +177,9 @@ async def on_buyer_message(tx: Tx, shop: ShopSettings, conv: Conversation, buyer
         return None  # csbot ignores blacklisted buyers; agents can still open a case by hand
     urls = cases.photo_urls(msg.text)
     if msg.intent in cases.INTENT_TYPES:
-        order = await case_order(tx, buyer.id, conv.id)
         opened = await open_or_join_case(
             tx, shop=shop, buyer_id=buyer.id, type=msg.intent, reason=cases.classify_reason(text), now=now,
-            conversation_id=conv.id, order_id=None if order is None else order.id, photo_urls=urls,
+            conversation_id=conv.id, order_id=await case_order_id(tx, buyer.id, conv.id), photo_urls=urls,
             message_id=msg.external_id)
         case = opened.case
     else:
@@ -182,17 +195,24 @@ async def on_buyer_message(tx: Tx, shop: ShopSettings, conv: Conversation, buyer
     return case
 
 
-async def case_order(tx: Tx, buyer_id: int, conversation_id: int) -> Order | None:
+async def case_order_id(tx: Tx, buyer_id: int, conversation_id: int) -> int | None:
     """The order an after-sales message is about: the latest paid order this chat was named for, else the
     buyer's latest paid order (an unpaid order has no after-sales)."""
-    query = (
-        select(Order)
-        .where(Order.buyer_id == buyer_id, Order.paid_at.is_not(None))
-        .order_by(sql_case((Order.conversation_id == conversation_id, 0), else_=1), Order.paid_at.desc(),
+    if tx.sync_session.new or tx.sync_session.dirty:  # a prebuilt statement on the connection skips the autoflush
+        await tx.flush()
+    params = {"buyer_id": buyer_id, "conv_id": conversation_id}
+    return (await repo._core(tx, _case_order_id(), params)).scalar_one_or_none()
+
+
+@functools.cache
+def _case_order_id() -> Select[tuple[int]]:
+    return (
+        select(Order.id)
+        .where(Order.buyer_id == bindparam("buyer_id"), Order.paid_at.is_not(None))
+        .order_by(sql_case((Order.conversation_id == bindparam("conv_id"), 0), else_=1), Order.paid_at.desc(),
                   Order.id.desc())
         .limit(1)
     )
-    return (await tx.execute(query)).scalar_one_or_none()
 
 
 # --- agents' actions --------------------------------------------------------------------------------

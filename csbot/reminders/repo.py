@@ -32,7 +32,14 @@ async def lock_order(tx: Tx, *, shop_id: str, external_id: str, now: datetime) -
 
 
 async def buyer_has_order(tx: Tx, buyer_id: int) -> bool:
-    return bool((await tx.execute(select(exists().where(Order.buyer_id == buyer_id)))).scalar())
+    if tx.sync_session.new:  # a prebuilt statement on the connection skips the autoflush
+        await tx.flush()
+    return bool((await _core(tx, _buyer_has_order(), {"buyer_id": buyer_id})).scalar())
+
+
+@functools.cache
+def _buyer_has_order() -> Any:
+    return select(exists().where(Order.buyer_id == bindparam("buyer_id")))
 
 
 async def latest_conversation(tx: Tx, buyer_id: int) -> Conversation | None:

@@ -275,15 +275,25 @@ async def recent_bot_messages(tx: Tx, *, since: datetime, cap: int, shop_id: str
     """Automatic messages (author bot) to the buyer, or by the shop, created since `since`, counted up to
     `cap` (a count of `cap` means "at the cap"): a range of the index on (shop, author, created_at), or of
     the buyer's conversations, of at most `cap` rows, however many messages the table holds."""
+    if (buyer_id is None) == (shop_id is None):
+        raise ValueError("count the messages to one buyer or by one shop")
+    session = tx.sync_session
+    if session.new or session.dirty:  # a prebuilt statement on the connection skips the autoflush
+        await tx.flush()
+    params = {"since": since, "cap": cap, "who": buyer_id if buyer_id is not None else shop_id}
+    return (await _core(tx, _recent_bot_messages(by_buyer=buyer_id is not None), params)).scalar_one()
+
+
+@functools.cache
+def _recent_bot_messages(*, by_buyer: bool) -> Any:
     query = select(Message.id).where(Message.author == "bot", Message.direction == "out",
-                                     Message.created_at >= since)
-    if buyer_id is not None:
+                                     Message.created_at >= bindparam("since", type_=Message.created_at.type))
+    if by_buyer:
         query = query.join(Conversation, Conversation.id == Message.conversation_id).where(
-            Conversation.buyer_id == buyer_id)
-    if shop_id is not None:
-        query = query.where(Message.shop_id == shop_id)
-    recent = query.limit(cap).subquery()
-    return (await tx.execute(select(func.count()).select_from(recent))).scalar_one()
+            Conversation.buyer_id == bindparam("who"))
+    else:
+        query = query.where(Message.shop_id == bindparam("who"))
+    return select(func.count()).select_from(query.limit(bindparam("cap")).subquery())
 
 
 async def auto_send_counts(tx: Tx, *, shop_id: str, buyer_id: int, now: datetime, buyer_hour_cap: int | None,
