@@ -130,11 +130,12 @@ def coverage(matcher: Matcher) -> dict[str, object]:
     reasons: Counter[str] = Counter()
     intents: Counter[str] = Counter()
     collisions: Counter[tuple[str, str]] = Counter()
-    auto = multi = 0
+    auto = multi = first = 0
     for text in texts:
         normalized = normalize(text)
         ranking: Ranking = matcher.rank(normalized)
-        reasons[ranking.reason] += 1
+        reasons[ranking.reason if ranking.top is None else "confident"] += 1
+        first += ranking.reason == "first_question"
         if ranking.top is not None:
             intents[ranking.top.intent] += 1
             auto += matcher.would_auto_send(ranking)
@@ -144,7 +145,7 @@ def coverage(matcher: Matcher) -> dict[str, object]:
             a, b = sorted((ranking.candidates[0].intent, ranking.candidates[1].intent))
             collisions[(a, b)] += 1
     return {"n": len(texts), "reasons": reasons, "intents": intents, "collisions": collisions, "auto": auto,
-            "multi": multi}
+            "multi": multi, "first": first}
 
 
 def render() -> str:
@@ -217,7 +218,9 @@ def render() -> str:
             "Abstentions by reason: "
             + ", ".join(f"{r} {c} ({c / n:.1%})" for r, c in reasons.most_common() if r != "confident")
             + " (`empty`: nothing left after normalisation, e.g. only masks, emoji or an order number; "
-            "`below_threshold`: no trigger close enough; `ambiguous`: two intents within the margin).",
+            "`below_threshold`: no trigger close enough; `ambiguous`: two intents within the margin). "
+            f"{cov['first']} of the confident turns were two intents within the margin that are two questions "
+            "of the message: the first one asked is the answer (`Matcher._first_question`).",
             "",
             "Confident intents: " + ", ".join(f"{i} {c / n:.1%}" for i, c in intents.most_common()) + ".",
             "",

@@ -302,7 +302,8 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  {i}. {c.intent:<14} {c.score:5.1f}   via trigger {c.trigger!r}")
     if not ranking.candidates:
         print("  (none)")
-    print(f"confident:  {top.intent if top else 'no (' + ranking.reason + ')'}")
+    first = " (the first of two questions within the margin)" if ranking.reason == "first_question" else ""
+    print(f"confident:  {top.intent + first if top else 'no (' + ranking.reason + ')'}")
     print(f"decision:   {decision.action} — {decision.reason}")
     for r in replies:
         label = "sent" if r["intent"] in decision.send else "suggest"

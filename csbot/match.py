@@ -143,7 +143,9 @@ class Ranking:
     normalized: Normalized
     candidates: tuple[Candidate, ...]  # best first, one per intent
     top: Candidate | None  # None = abstain
-    reason: str  # "confident" | "below_threshold" | "ambiguous" | "empty" | "opener" (see Matcher._behind_opener)
+    # "confident" | "first_question" (see Matcher._first_question) | "below_threshold" | "ambiguous" | "empty"
+    # | "opener" (see Matcher._behind_opener)
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +219,25 @@ class Matcher:
                 behind = self._behind_opener(Ranking(normalized, ranking.candidates, opener, "confident"), limit)
                 if behind.top is not None and behind.top.intent not in OPENERS:
                     return behind
+            return self._first_question(ranking, limit)
+        return ranking
+
+    def _first_question(self, ranking: Ranking, limit: int) -> Ranking:
+        """Two intents within the margin of each other may be two questions ("默认发什么快递 大概几天到"):
+        the reply answers the first one asked first. So when the message has several question parts and the
+        first part that confidently asks something (a pleasantry asks nothing) asks one of the two, that is
+        the top. Otherwise the message stays ambiguous and an agent answers."""
+        tied = {c.intent for c in ranking.candidates[:2]}
+        parts = [part for part in map(normalize, split_questions(ranking.normalized.original)) if part.text]
+        for part in parts if len(parts) > 1 else ():
+            top = self._rank(part, limit).top
+            if top is None or top.intent in PLEASANTRIES:
+                continue
+            if top.intent not in tied:
+                break
+            whole = next(c for c in ranking.candidates if c.intent == top.intent)
+            rest = tuple(c for c in ranking.candidates if c is not whole)
+            return Ranking(ranking.normalized, (whole, *rest), whole, "first_question")
         return ranking
 
     def _rank(self, normalized: Normalized, limit: int) -> Ranking:

@@ -151,6 +151,29 @@ def test_margin_zero_lets_the_tie_through() -> None:
     assert ranking.top is not None and ranking.reason == "confident"
 
 
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [("退货吗，换货吗", "a"), ("换货吗？退货吗", "b"), ("在吗 换货吗 退货吗", "b")],  # a pleasantry asks nothing
+)
+def test_a_tie_between_two_questions_goes_to_the_first_asked(text: str, first: str) -> None:
+    matcher = _small(_intent("a", ("退货吗",)), _intent("b", ("换货吗",)), _intent("greeting", ("在吗",)))
+    assert matcher._libraries.library("zh-CN").margin > 0  # noqa: SLF001 - the tie is within the margin
+    ranking = matcher.rank(normalize(text))
+    assert ranking.top is not None and ranking.top.intent == first, ranking
+    assert ranking.reason == "first_question"
+    assert {c.intent for c in ranking.candidates[:2]} == {"a", "b"}  # the other question stays offered
+
+
+def test_a_tie_inside_one_question_stays_ambiguous() -> None:
+    """Only parts that each confidently ask one of the tied intents settle a tie; one question holding both
+    ("退货换货", beside a pleasantry that asks nothing) is still for an agent."""
+    matcher = _small(_intent("a", ("退货",)), _intent("b", ("换货",)), _intent("greeting", ("在吗",)))
+    for text in ("退货换货", "退货换货 在吗"):
+        ranking = matcher.rank(normalize(text))
+        assert ranking.top is None and ranking.reason == "ambiguous", ranking
+        assert {c.intent for c in ranking.candidates[:2]} == {"a", "b"}
+
+
 def test_negative_example_pushes_its_intent_down() -> None:
     without = _small(_intent("refund", ("退款",)), _intent("exchange", ("换码",)))
     with_negative = _small(_intent("refund", ("退款",), negatives=("退款就不用了",)), _intent("exchange", ("换码",)))
@@ -302,8 +325,9 @@ def _score_everything(matcher: Matcher, text: str, limit: int) -> list[Candidate
 @pytest.mark.parametrize("text", BUSY_MESSAGES)
 @pytest.mark.parametrize("limit", [1, 3, 5])
 def test_pruned_ranking_equals_scoring_every_shortlisted_trigger(matcher: Matcher, text: str, limit: int) -> None:
-    """Bounds, gate, floors and the early stop skip work, never a result: same intents, scores, triggers."""
-    assert list(matcher.rank(normalize(text), limit=limit).candidates) == _score_everything(matcher, text, limit)
+    """Bounds, gate, floors and the early stop skip work, never a result: same intents, scores, triggers.
+    (`_rank`: the scoring itself, before the rules that may put another candidate on top.)"""
+    assert list(matcher._rank(normalize(text), limit).candidates) == _score_everything(matcher, text, limit)
 
 
 def test_pruning_is_exact_in_a_library_of_near_duplicates() -> None:
@@ -315,7 +339,7 @@ def test_pruning_is_exact_in_a_library_of_near_duplicates() -> None:
     ]
     matcher = _small(*intents)
     for text in ["什么时候发货呀", "钱什么时候退回来", "怎么付款 什么时候到货", "不问什么时候发", "什么时候"]:
-        assert list(matcher.rank(normalize(text), limit=3).candidates) == _score_everything(matcher, text, 3)
+        assert list(matcher._rank(normalize(text), 3).candidates) == _score_everything(matcher, text, 3)
 
 
 @pytest.mark.parametrize("text", BUSY_MESSAGES)
