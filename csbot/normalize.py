@@ -52,7 +52,9 @@ ENGLISH_LOOKALIKES = frozenset(
     "a an he she me men you long hang change china pie tie die ban fan pin pen ping bang hen gun gang man ran "
     "sun run den tan ten bin dig bo bus "
     # shop words that split into syllables too (hu-man, cou-ri-er, si-ze): alone, "human?" is English
-    "human courier rude sale see size guide fake made make take like here one more same name nice sure".split()
+    "human courier rude sale see size guide fake made make take like here one more same name nice sure "
+    # and short words a buyer may send alone ("eta?", "sue"): not pinyin either
+    "eta age tea area sue".split()
 )
 
 # How English buyers shorten words in chat, written out before matching, so "can u ship tmr" meets the
@@ -62,6 +64,11 @@ TEXT_SPEAK = {
     "ty": "thank you", "hw": "how", "wat": "what", "wht": "what", "im": "i am", "tmr": "tomorrow",
     "tmrw": "tomorrow", "msg": "message", "pic": "picture", "pics": "pictures", "coz": "because",
     "cuz": "because", "wanna": "want to", "gonna": "going to",
+    "thnx": "thanks", "thanx": "thanks", "thnks": "thanks", "tnx": "thanks", "thks": "thanks", "tq": "thank you",
+    "avail": "available", "pkg": "package", "pkge": "package", "addr": "address", "qty": "quantity",
+    "pcs": "pieces", "amt": "amount", "rcvd": "received", "ppl": "people", "hv": "have", "wen": "when",
+    "abt": "about", "cud": "could", "wud": "would", "shud": "should", "gimme": "give me", "lemme": "let me",
+    "bcoz": "because", "bcz": "because", "sry": "sorry", "wats": "whats", "thru": "through",
 }
 TEXT_SPEAK_WORD = re.compile(r"\b(?:" + "|".join(sorted(TEXT_SPEAK, key=len, reverse=True)) + r")\b")
 
