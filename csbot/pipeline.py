@@ -7,9 +7,10 @@ any auto-sent reply (outbox row) commit together or not at all.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from csbot.aftersales import repo as aftersales
@@ -190,9 +191,10 @@ def _number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
 
 
-def _variants(deps: PipelineDeps, locale: str, intent: str, variables: dict[str, Any]) -> list[Reply]:
+def _variants(deps: PipelineDeps, locale: str, intent: str, variables: dict[str, Any]) -> Iterator[Reply]:
+    """The intent's replies, rendered one at a time as they are asked for."""
     names = deps.libraries.intent(locale, intent).replies
-    return [deps.renderer.render(locale, name, variables | {"intent": intent}) for name in names]
+    return (deps.renderer.render(locale, name, variables | {"intent": intent}) for name in names)
 
 
 def _fresh_variant(deps: PipelineDeps, locale: str, intent: str, variables: dict[str, Any],
@@ -214,12 +216,12 @@ def _suggestions(deps: PipelineDeps, locale: str, intents: tuple[str, ...], vari
     """One reply per intent, best first; if fewer than three intents, more variants of the first.
     `per_intent` (a message asking several questions): exactly one reply per intent, up to MAX_PARTS."""
     unique = list(dict.fromkeys(intents))
-    rendered = {intent: _variants(deps, locale, intent, variables) for intent in unique}
-    items = [_new_suggestion(i, scores.get(i), rendered[i][0]) for i in unique if rendered[i]]
+    firsts = [(i, reply) for i in unique if (reply := next(_variants(deps, locale, i, variables), None)) is not None]
+    items = [_new_suggestion(i, scores.get(i), reply) for i, reply in firsts]
     if per_intent:
         return items[:MAX_PARTS]
-    if unique:
-        extra = rendered[unique[0]][1:]
+    if unique and len(items) < MAX_SUGGESTIONS:  # fill up with more variants of the best intent
+        extra = islice(_variants(deps, locale, unique[0], variables), 1, 1 + MAX_SUGGESTIONS - len(items))
         items += [_new_suggestion(unique[0], scores.get(unique[0]), r) for r in extra]
     return items[:MAX_SUGGESTIONS]
 
