@@ -54,7 +54,12 @@ ENGLISH_LOOKALIKES = frozenset(
     # shop words that split into syllables too (hu-man, cou-ri-er, si-ze): alone, "human?" is English
     "human courier rude sale see size guide fake made make take like here one more same name nice sure "
     # and short words a buyer may send alone ("eta?", "sue"): not pinyin either
-    "eta age tea area sue".split()
+    "eta age tea area sue "
+    # and everyday words a short English message may be made of with the ones above ("you are cheating me",
+    # "are you chinese", "can you"): every word splits into syllables, none is pinyin here
+    "are can came time open chance running waiting sending pending awaiting cheating chinese machine date case "
+    "reduce warehouse taken chase beige remote site side buying care piece page woman male seen late ending "
+    "haha hehe".split()
 )
 
 # How English buyers shorten words in chat, written out before matching, so "can u ship tmr" meets the
@@ -69,6 +74,9 @@ TEXT_SPEAK = {
     "pcs": "pieces", "amt": "amount", "rcvd": "received", "ppl": "people", "hv": "have", "wen": "when",
     "abt": "about", "cud": "could", "wud": "would", "shud": "should", "gimme": "give me", "lemme": "let me",
     "bcoz": "because", "bcz": "because", "sry": "sorry", "wats": "whats", "thru": "through",
+    "rn": "right now", "ive": "i have", "nvm": "never mind", "smth": "something", "sth": "something",
+    "bday": "birthday", "abit": "a bit", "gotta": "got to", "b4": "before", "2day": "today", "tdy": "today",
+    "2moro": "tomorrow", "idk": "i dont know", "dunno": "dont know", "recd": "received", "plss": "please",
 }
 TEXT_SPEAK_WORD = re.compile(r"\b(?:" + "|".join(sorted(TEXT_SPEAK, key=len, reverse=True)) + r")\b")
 
