@@ -39,7 +39,7 @@ from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA, LCSseq, Levenshtein
 
 from csbot.library.model import LibrarySet
-from csbot.normalize import PINYIN_SYLLABLES, TOKEN, Normalized, normalize
+from csbot.normalize import PINYIN_SYLLABLES, SIZE_LETTERS, TOKEN, Normalized, normalize
 
 #: Shortlist size: the triggers with the largest share of their bigrams in the message are scored.
 SHORTLIST = 100
@@ -110,7 +110,6 @@ NO_FLOOR = -math.inf
 
 NUMBER_UNIT = "#"
 SIZE_UNIT = "\u00a7"
-SIZE_WORDS = frozenset({"xs", "s", "m", "l", "xl", "xxl", "xxxl"})  # "s" only ever stands alone in Chinese
 #: Private-use code points: syllables and known words get fixed codes; unknown words in a message get
 #: throwaway codes from plane 16 so they never equal anything in the index. Known codes come from the BMP's
 #: private-use area first: a string of BMP characters takes 2 bytes per character instead of 4, and RapidFuzz
@@ -379,7 +378,7 @@ class Matcher:
         def word(token: str) -> str:
             if token.isdigit() and not lone_number:
                 return NUMBER_UNIT
-            if token in SIZE_WORDS:
+            if token in SIZE_LETTERS:
                 return SIZE_UNIT
             if not english:
                 return code("w", token)

@@ -47,6 +47,9 @@ PINYIN_SYLLABLES = frozenset(
     zong zou zu zuan zui zun zuo""".split()
 )
 
+# Clothing sizes as buyers type them; they are neither pinyin nor English words (the matcher gives them one unit;
+# "s" only ever stands alone in Chinese).
+SIZE_LETTERS = frozenset({"xs", "s", "m", "l", "xl", "xxl", "xxxl"})
 # English words that happen to spell valid pinyin; a message made only of these is English ("he", "you").
 ENGLISH_LOOKALIKES = frozenset(
     "a an he she me men you long hang change china pie tie die ban fan pin pen ping bang hen gun gang man ran "
@@ -205,6 +208,8 @@ def _language(text: str) -> tuple[str, list[str]]:
     words = [t for t in tokens if t.isascii() and t.isalpha()]
     if not words or any(not t.isascii() for t in tokens):
         return "zh-CN", _pinyin_of(tokens)
+    # A size among pinyin words ("L ma hai you mei you") is no English word either.
+    words = [w for w in words if w not in SIZE_LETTERS] or words
     # all() stops at the first word that is not pinyin: in English that is usually the first one.
     if all(_syllables(w) is not None for w in words) and not all(w in ENGLISH_LOOKALIKES for w in words):
         syllables: list[str] = []
@@ -227,12 +232,16 @@ def _pinyin_a_not_a(syllables: list[str]) -> list[str]:
 
 
 def _pinyin_of(tokens: list[str]) -> list[str]:
+    """The pinyin of a message with Chinese characters: theirs, and a Latin word's own syllables when it is
+    pinyin typed among them ("yunfei为啥要12块" sounds like 运费为啥要12块); English words are kept as typed."""
     out: list[str] = []
     for token in tokens:
-        if token.isascii():
-            out.append(token)
-        else:
+        if not token.isascii():
             out.extend(_run_pinyin(token))
+        elif token.isalpha() and token not in ENGLISH_LOOKALIKES and (syllables := _syllables(token)) is not None:
+            out.extend(syllables)
+        else:
+            out.append(token)
     return out
 
 

@@ -460,3 +460,10 @@ def test_a_greeting_further_in_is_no_opener(matcher: Matcher) -> None:
     text = "我想问问清楚再买 你好"  # the greeting closes the message; nothing in front to take away
     ranking = rank(matcher, text)
     assert ranking.reason != "opener"
+
+
+def test_pinyin_typed_among_characters_meets_the_characters_by_sound() -> None:
+    matcher = _small(_intent("fee", ("运费多少",)), _intent("free", ("包邮吗",)))
+    for text, intent in [("yunfei多少", "fee"), ("请问一下yunfei多少", "fee"), ("Baoyou吗", "free")]:
+        ranking = matcher.rank(normalize(text))
+        assert ranking.top is not None and ranking.top.intent == intent, (text, ranking)

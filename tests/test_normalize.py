@@ -54,6 +54,10 @@ def test_pure_noise_is_empty(noise: str) -> None:
         ("xiexie", "xie", "zh-CN"),  # like 谢谢, which collapses to 谢
         ("白色M还有吗", "bai se m hai you ma", "zh-CN"),
         ("OK 拍好了", "ok pai hao le", "zh-CN"),
+        ("yunfei为啥要12块", "yun fei wei shen me yao 12 kuai", "zh-CN"),  # pinyin typed among characters
+        ("iphone能用吗", "iphone neng yong ma", "zh-CN"),  # an English word among them stays as typed
+        ("L ma hai you mei you", "l ma hai you ma", "zh-CN"),  # a size among pinyin words is no English
+        ("XL please", "xl please", "en"),
         ("human please", "human please", "en"),
         ("hi there", "hi there", "en"),
         ("can i pay by credit card", "can i pay by credit card", "en"),
