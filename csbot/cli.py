@@ -286,6 +286,7 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
     ]
     result = {
         "text": args.text, "normalized": normalized.text, "pinyin": normalized.pinyin, "lang": normalized.lang,
+        "data": normalized.data,
         "candidates": [{"intent": c.intent, "score": round(c.score, 1), "trigger": c.trigger}
                        for c in ranking.candidates],
         "confident": top is not None, "abstain_reason": None if top else ranking.reason,
@@ -296,7 +297,8 @@ def cmd_match(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(result, ensure_ascii=False, indent=2))
         return EXIT_OK
     print(f"message:    {args.text}")
-    print(f"normalised: {normalized.text!r}  (pinyin: {normalized.pinyin!r}, language: {normalized.lang})")
+    data = "; a link, an email or a number was taken out: never sent automatically" if normalized.data else ""
+    print(f"normalised: {normalized.text!r}  (pinyin: {normalized.pinyin!r}, language: {normalized.lang}{data})")
     print("candidates:")
     for i, c in enumerate(ranking.candidates, start=1):
         print(f"  {i}. {c.intent:<14} {c.score:5.1f}   via trigger {c.trigger!r}")

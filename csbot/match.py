@@ -324,8 +324,11 @@ class Matcher:
         return [ranking for _, ranking in ordered]
 
     def would_auto_send(self, ranking: Ranking) -> bool:
+        """The top intent is `mode: auto` and clears its auto threshold, and the message is words only: one that
+        also carries data (a link, an order or phone number; ``Normalized.data``) is about that data, which
+        the matcher cannot read ("[email] 辛苦你们了", "税号：…"), so an agent confirms the reply."""
         top = ranking.top
-        if top is None:
+        if top is None or ranking.normalized.data:
             return False
         lang = ranking.normalized.lang
         intent = self._libraries.intent(lang, top.intent)

@@ -23,6 +23,9 @@ class Normalized:
     text: str  # simplified, half-width, lowercase, no emoji/punctuation/fillers; clauses separated by one space
     pinyin: str  # toneless pinyin of ``text``, syllables space-separated; Latin words and numbers kept as typed
     lang: str  # "zh-CN" or "en"
+    # The buyer sent data as well as words: a link, an email address, an order, tracking or phone number, or a
+    # platform's mask for such data. It is taken out of ``text``; what the words ask is about that data.
+    data: bool = False
 
 
 # Every toneless syllable of Mandarin as pypinyin spells it, minus interjections (m, n, ng, hm, hng) and
@@ -128,6 +131,10 @@ URL = re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+(?:\.[\w-]+)*\.(?:com|cn|net|o
 MASK = re.compile(r"#e-s\[[^\[\]]{0,12}\]|\[[^\[\]]{1,12}\]|/:[0-9a-z^]{1,4}")
 # Order, tracking and phone numbers: long digit runs, optionally behind a short courier prefix.
 LONG_NUMBER = re.compile(r"[a-z]{0,4}\d{7,}")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", re.ASCII)
+# Masks that stand for personal data ([订单x], [邮箱x], [数字x], [链接x] in the research corpora), not for a
+# sticker ([微笑], #E-s[数字x], /:074).
+DATA_MASK = re.compile(r"(?<!#e-s)\[[^\[\]]{1,11}x\]")
 # where's -> wheres, don't -> dont: one English word, not two.
 APOSTROPHE = re.compile(r"(?<=[a-z])['\u2019](?=[a-z])")
 CJK = "\u3400-\u4dbf\u4e00-\u9fff"
@@ -156,14 +163,15 @@ def _converter() -> OpenCC:
 def normalize(text: str) -> Normalized:
     """Clean one buyer message (or one library trigger) into the form the matcher compares."""
     simplified = APOSTROPHE.sub("", _converter().convert(unicodedata.normalize("NFKC", text)).lower())
-    stripped = LONG_NUMBER.sub(" ", MASK.sub(" ", URL.sub(" ", simplified)))
+    stripped = LONG_NUMBER.sub(" ", MASK.sub(" ", URL.sub(" ", EMAIL.sub(" ", simplified))))
+    data = any(p.search(simplified) for p in (URL, EMAIL, LONG_NUMBER, DATA_MASK))
     clauses = [_clean_clause(c) for c in NOT_KEPT.split(stripped)]
     cleaned = " ".join(c for c in clauses if c)
     lang, syllables = _language(cleaned)
     if lang == "en" and TEXT_SPEAK_WORD.search(cleaned):
         cleaned = TEXT_SPEAK_WORD.sub(lambda m: TEXT_SPEAK[m.group()], cleaned)
         syllables = TOKEN.findall(cleaned)
-    return Normalized(original=text, text=cleaned, pinyin=" ".join(syllables), lang=lang)
+    return Normalized(original=text, text=cleaned, pinyin=" ".join(syllables), lang=lang, data=data)
 
 
 def _clean_clause(clause: str) -> str:

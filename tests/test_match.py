@@ -467,3 +467,13 @@ def test_pinyin_typed_among_characters_meets_the_characters_by_sound() -> None:
     for text, intent in [("yunfei多少", "fee"), ("请问一下yunfei多少", "fee"), ("Baoyou吗", "free")]:
         ranking = matcher.rank(normalize(text))
         assert ranking.top is not None and ranking.top.intent == intent, (text, ranking)
+
+
+@pytest.mark.parametrize("extra", ["[邮箱x] ", "abc@example.com ", "订单4123456789012 ", "https://shop.example.com/a "])
+def test_a_message_carrying_data_is_never_sent_automatically(extra: str) -> None:
+    matcher = _small(_intent("thanks", ("辛苦你们了",), mode="auto"))
+    words_only = matcher.rank(normalize("辛苦你们了"))
+    assert words_only.top is not None and matcher.would_auto_send(words_only)
+    with_data = matcher.rank(normalize(extra + "辛苦你们了"))
+    assert with_data.top is not None and with_data.top.intent == "thanks"  # still the answer an agent is shown
+    assert not matcher.would_auto_send(with_data)

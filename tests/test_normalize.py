@@ -129,3 +129,23 @@ def test_english_shop_words_that_split_into_pinyin_are_english(text: str) -> Non
 @pytest.mark.parametrize("text", ["zai ma", "baoyou ma", "xiexie"])
 def test_pinyin_messages_stay_chinese(text: str) -> None:
     assert normalize(text).lang == "zh-CN"
+
+
+@pytest.mark.parametrize(
+    ("raw", "data"),
+    [
+        ("[邮箱x] 辛苦亲了", True),  # a research corpus's mask for an email address
+        ("开票税号:[数字x]AB", True),
+        ("abc@qq.com 发票发这个邮箱", True),
+        ("https://item.taobao.com/item.htm?id=1 有货吗", True),
+        ("订单号：4123456789012", True),
+        ("[微笑]在吗", False),  # a sticker is no data
+        ("#E-s[数字x] 有货吗", False),  # nor is an emoji code
+        ("9折吗 M码", False),
+        ("thanks!", False),
+    ],
+)
+def test_data_the_buyer_sent_is_noted(raw: str, data: bool) -> None:
+    normalized = normalize(raw)
+    assert normalized.data is data, normalized
+    assert "@" not in normalized.text and "qq" not in normalized.text  # an email address is taken out whole
