@@ -60,7 +60,7 @@ ENGLISH_LOOKALIKES = frozenset(
     # shop words that split into syllables too (hu-man, cou-ri-er, si-ze): alone, "human?" is English
     "human courier rude sale see size guide fake made make take like here one more same name nice sure "
     # and short words a buyer may send alone ("eta?", "sue"): not pinyin either
-    "eta age tea area sue "
+    "eta age tea area sue emi "
     # and everyday words a short English message may be made of with the ones above ("you are cheating me",
     # "are you chinese", "can you"): every word splits into syllables, none is pinyin here
     "are can came time open chance running waiting sending pending awaiting cheating chinese machine date case "
