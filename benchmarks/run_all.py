@@ -108,7 +108,11 @@ def matching_section() -> str:
             + ". difflib's top-1 is measured at the real size only (a full pass at 100k takes minutes). "
             "The inflated libraries' top-1 falls because their synthetic triggers are noise, not because the "
             "matcher changes: on the same library, the bound-pruned scorer gives exactly the scores and "
-            "decisions of scoring every shortlisted trigger (checked on the dev set and the 5,047 real turns).",
+            "decisions of scoring every shortlisted trigger (checked on the dev set and the 5,047 real turns). "
+            "The 1,000-trigger library is a random sample of the real one, so most dev phrasings lose the "
+            "triggers that answer them: csbot then abstains, which top-1 counts wrong, where WRatio's best "
+            "cutoff lets it guess (the same sample for every method; the smaller the sample, the more this "
+            "favours guessing).",
             "",
         ]
     lines += _notes("matcher_notes.md")
