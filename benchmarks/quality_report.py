@@ -72,7 +72,8 @@ REAL_BLIND_DRAWN = "`Random(20261209)`, 200 of the ids in none of the five"
 #: colleague who saw only the taxonomy and the dev set: (file, shops, status now).
 ZH_HARD_BLIND = ROOT / "tests" / "fixtures" / "zh_hard_c.jsonl"
 ZH_HARD_SETS = (
-    (ROOT / "tests" / "fixtures" / "zh_hard_a.jsonl", "A: apparel, shoes, cosmetics, snacks, baby products; Taobao style",
+    (ROOT / "tests" / "fixtures" / "zh_hard_a.jsonl",
+     "A: apparel, shoes, cosmetics, snacks, baby products; Taobao style",
      "tuned on (rounds 3-4)"),
     (ROOT / "tests" / "fixtures" / "zh_hard_b.jsonl", "B: phones, small appliances, furniture, tea, books; JD and "
      "WeChat-shop style", "tuned on (round 4)"),
@@ -251,7 +252,8 @@ def render() -> str:
             "",
             f"{n} buyer turns from two public research corpora (Taobao ECD, JD JDDC), unlabelled here, read "
             "at run time; research-only licence, so this section has aggregates only and no text. "
-            "Auto-sent means the matcher's auto-send rule (mode `auto`, the auto threshold, no data in the message), ignoring "
+            "Auto-sent means the matcher's auto-send rule (mode `auto`, the auto threshold, no data in the "
+            "message), ignoring "
             "business hours and shop settings.",
             "",
             "| turns | confident intent | would be auto-sent | two or more confident questions | abstained |",
@@ -519,7 +521,8 @@ def real_accuracy_section(matcher: Matcher) -> list[str]:
                 "to their text, section skipped.)", ""]
     rows = [(path, drawn, status) for path, drawn, status in (*REAL_SAMPLES,
             (REAL_LABELS_BLIND, REAL_BLIND_DRAWN, "**blind**: never tuned on")) if path.is_file()]
-    table = ["| sample | drawn | status | lines | top-1 | top-3 | confident answers right | auto-sent | wrong auto-sends |",
+    table = ["| sample | drawn | status | lines | top-1 | top-3 | confident answers right | auto-sent "
+             "| wrong auto-sends |",
              "|---|---|---|---|---|---|---|---|---|"]
     for path, drawn, status in rows:
         labelled, _ = real_labelled_rows(path)

@@ -205,7 +205,7 @@ async def case_order_id(tx: Tx, buyer_id: int, conversation_id: int) -> int | No
 
 
 @functools.cache
-def _case_order_id() -> Select[tuple[int]]:
+def _case_order_id() -> Select[int]:
     return (
         select(Order.id)
         .where(Order.buyer_id == bindparam("buyer_id"), Order.paid_at.is_not(None))
