@@ -198,8 +198,7 @@ async def on_buyer_message(tx: Tx, shop: ShopSettings, conv: Conversation, buyer
 async def case_order_id(tx: Tx, buyer_id: int, conversation_id: int) -> int | None:
     """The order an after-sales message is about: the latest paid order this chat was named for, else the
     buyer's latest paid order (an unpaid order has no after-sales)."""
-    if tx.sync_session.new or tx.sync_session.dirty:  # a prebuilt statement on the connection skips the autoflush
-        await tx.flush()
+    await repo._flush_pending(tx)
     params = {"buyer_id": buyer_id, "conv_id": conversation_id}
     return (await repo._core(tx, _case_order_id(), params)).scalar_one_or_none()
 

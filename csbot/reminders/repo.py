@@ -15,7 +15,15 @@ from sqlalchemy.orm import aliased
 from csbot.reminders.plans import FOLLOWUPS, PAYMENT, Kind, Planned
 from csbot.store.db import Tx
 from csbot.store.models import Buyer, Conversation, Order, Reminder
-from csbot.store.repo import _binds, _core, _for_update, _insert, _sync_held, _table  # main query module helpers
+from csbot.store.repo import (  # the main query module's helpers
+    _binds,
+    _core,
+    _flush_pending,
+    _for_update,
+    _insert,
+    _sync_held,
+    _table,
+)
 
 LIVE = ("pending", "claimed")
 
@@ -32,8 +40,7 @@ async def lock_order(tx: Tx, *, shop_id: str, external_id: str, now: datetime) -
 
 
 async def buyer_has_order(tx: Tx, buyer_id: int) -> bool:
-    if tx.sync_session.new:  # a prebuilt statement on the connection skips the autoflush
-        await tx.flush()
+    await _flush_pending(tx)
     return bool((await _core(tx, _buyer_has_order(), {"buyer_id": buyer_id})).scalar())
 
 
@@ -89,7 +96,7 @@ async def arm_followup(tx: Tx, *, shop_id: str, conversation_id: int, buyer_id: 
     """The conversation's live follow-up of this kind; a cancelled or skipped one is re-armed, and after
     one that was sent the next stage is added (so history stays). Returns the reminder's id. Prebuilt
     statements on the connection: a buyer's pre-sales question arms one on every message."""
-    await tx.flush()  # the rows as this transaction has them
+    await _flush_pending(tx)  # the rows as this transaction has them
     latest = (await _core(tx, _latest_followup(), {"conv_id": conversation_id, "kind": plan.kind})).first()
     if latest is not None and latest.status in LIVE:
         return int(latest.id)
@@ -156,7 +163,7 @@ async def cancel_followups(tx: Tx, conversation_id: int, *, reason: str, now: da
     """Cancel the conversation's live follow-ups except the kinds in `keep` (every buyer message does this:
     a prebuilt statement on the connection; pending changes to reminder objects are flushed first)."""
     kinds = [k for k in FOLLOWUPS if k not in keep]
-    await tx.flush()
+    await _flush_pending(tx)
     params = {"conv_id": conversation_id, "kinds": kinds, "reason": reason, "updated_at": now}
     return len((await _core(tx, _cancel_followups(), params)).all())
 

@@ -135,6 +135,14 @@ def _save_response() -> Any:
     return update(table).where(table.c.id == bindparam("event_id")).values(_binds(table, "response"))
 
 
+async def _flush_pending(tx: Tx) -> None:
+    """Write the session's pending object changes before a prebuilt statement on the connection (`_core`
+    skips the ORM's autoflush). A session with nothing pending costs no trip through the greenlet bridge."""
+    session = tx.sync_session
+    if session.new or session.dirty or session.deleted:
+        await tx.flush()
+
+
 async def _core(tx: Tx, stmt: Any, parameters: Any = None) -> Any:
     """Run a statement on the transaction's connection, past the ORM session (no autoflush, no identity
     map): for rows which no code holds as objects. Saves the ORM's per-statement work."""
@@ -277,9 +285,7 @@ async def recent_bot_messages(tx: Tx, *, since: datetime, cap: int, shop_id: str
     the buyer's conversations, of at most `cap` rows, however many messages the table holds."""
     if (buyer_id is None) == (shop_id is None):
         raise ValueError("count the messages to one buyer or by one shop")
-    session = tx.sync_session
-    if session.new or session.dirty:  # a prebuilt statement on the connection skips the autoflush
-        await tx.flush()
+    await _flush_pending(tx)
     params = {"since": since, "cap": cap, "who": buyer_id if buyer_id is not None else shop_id}
     return (await _core(tx, _recent_bot_messages(by_buyer=buyer_id is not None), params)).scalar_one()
 
