@@ -163,8 +163,11 @@ def _converter() -> OpenCC:
 def normalize(text: str) -> Normalized:
     """Clean one buyer message (or one library trigger) into the form the matcher compares."""
     simplified = APOSTROPHE.sub("", _converter().convert(unicodedata.normalize("NFKC", text)).lower())
-    stripped = LONG_NUMBER.sub(" ", MASK.sub(" ", URL.sub(" ", EMAIL.sub(" ", simplified))))
-    data = any(p.search(simplified) for p in (URL, EMAIL, LONG_NUMBER, DATA_MASK))
+    without_email, emails = EMAIL.subn(" ", simplified)
+    without_link, links = URL.subn(" ", without_email)
+    stripped = LONG_NUMBER.sub(" ", MASK.sub(" ", without_link))
+    # Data counted from the substitutions themselves; numbers and masks as the buyer typed them.
+    data = bool(emails or links) or any(p.search(simplified) for p in (LONG_NUMBER, DATA_MASK))
     clauses = [_clean_clause(c) for c in NOT_KEPT.split(stripped)]
     cleaned = " ".join(c for c in clauses if c)
     lang, syllables = _language(cleaned)
