@@ -1,6 +1,6 @@
 """Normalise stage: raw buyer text -> Normalized (simplified, cleaned, pinyin key, language). Pure: no I/O.
 
-Buyers type traditional or simplified characters, full-width letters, emoji, filler particles
+Buyers type traditional or simplified characters, Cantonese words, full-width letters, emoji, filler particles
 (亲/呢/啊…), stretched words (在吗吗吗), homophone typos from pinyin input methods (包油, 运废) and
 sometimes plain pinyin ("bao you") or English. Everything the matcher compares is first put through
 :func:`normalize`, triggers from the script library included, so both sides are cleaned the same way.
@@ -115,6 +115,27 @@ TYPO_FIXES: tuple[tuple[str, str], ...] = (
     (r"哈[啰喽罗咯]|嗨喽", "哈喽"),
 )
 
+# Cantonese as Hong Kong and Guangdong buyers type it, read as the Mandarin the library is written in (after
+# OpenCC's t2s, so 係 is already 系 and 邊 边). No maintained library maps Cantonese words to Mandarin ones
+# (OpenCC converts characters, not vocabulary); these are the function words and shop words of a chat. Words
+# first, then single characters; each single character here is not written in Mandarin (好嘞 keeps its 嘞).
+CANTONESE: tuple[tuple[str, str], ...] = (
+    (r"唔该", "谢谢"), (r"唔好意思", "不好意思"), (r"系唔系|系咪", "是不是"), (r"唔系", "不是"),
+    (r"边个", "谁"), (r"边度|边处", "哪里"), (r"边(?=[个间家只件款种样])", "哪"),
+    (r"乜嘢|乜野|咩嘢|咩野", "什么"), (r"点解|做咩|为咩", "为什么"), (r"点样", "怎么"),
+    (r"几多钱|几钱", "多少钱"), (r"几多", "多少"), (r"几耐", "多久"),
+    (r"呢啲", "这些"), (r"有啲", "有点"), (r"呢(?=[个件款只度次])", "这"), (r"[𠮶嗰](?=[个件款只度次])", "那"),
+    (r"而家", "现在"), (r"听日|听朝", "明天"), (r"寻日|琴日", "昨天"),
+    (r"平啲|平d(?![a-z])", "便宜点"), (r"落单", "下单"), (r"搞掂", "搞定"),
+    (r"(?<![关联])系(?=谁|哪|什么|怎么)", "是"),
+    (r"咩(?=[\s，,。？?！!~]|$)", "吗"), (r"咩", "什么"), (r"咁", "这么"), (r"嘢", "东西"),
+    (r"唔", "不"), (r"咗", "了"), (r"嘅", "的"), (r"喺", "在"), (r"啲", "点"), (r"睇", "看"), (r"俾", "给"),
+    (r"佢", "他"), (r"拣(?=错|了|个|款|边|哪|色|码)", "选"), (r"揾", "找"), (r"仲(?![裁夏秋春冬介])", "还"),
+    (r"[㗎噃㖞]", ""),
+)
+CANTONESE_PATTERNS = tuple((re.compile(pattern), replacement) for pattern, replacement in CANTONESE)
+ANY_CANTONESE = re.compile("|".join(f"(?:{pattern})" for pattern, _ in CANTONESE))
+
 # Compiled once, applied in order (a later fix may depend on an earlier one's output). Most clauses hold no
 # typo at all: one search for any of them lets those skip the whole sequence with the same result.
 TYPO_PATTERNS = tuple((re.compile(pattern), replacement) for pattern, replacement in TYPO_FIXES)
@@ -162,7 +183,7 @@ def _converter() -> OpenCC:
 
 def normalize(text: str) -> Normalized:
     """Clean one buyer message (or one library trigger) into the form the matcher compares."""
-    simplified = APOSTROPHE.sub("", _converter().convert(unicodedata.normalize("NFKC", text)).lower())
+    simplified = APOSTROPHE.sub("", _mandarin(_converter().convert(unicodedata.normalize("NFKC", text))).lower())
     without_email, emails = EMAIL.subn(" ", simplified)
     without_link, links = URL.subn(" ", without_email)
     stripped = LONG_NUMBER.sub(" ", MASK.sub(" ", without_link))
@@ -175,6 +196,14 @@ def normalize(text: str) -> Normalized:
         cleaned = TEXT_SPEAK_WORD.sub(lambda m: TEXT_SPEAK[m.group()], cleaned)
         syllables = TOKEN.findall(cleaned)
     return Normalized(original=text, text=cleaned, pinyin=" ".join(syllables), lang=lang, data=data)
+
+
+def _mandarin(text: str) -> str:
+    """Cantonese words read as Mandarin (see CANTONESE); most messages have none and cost one search."""
+    if ANY_CANTONESE.search(text):
+        for pattern, replacement in CANTONESE_PATTERNS:
+            text = pattern.sub(replacement, text)
+    return text
 
 
 def _clean_clause(clause: str) -> str:

@@ -46,6 +46,8 @@ def rank(matcher: Matcher, text: str) -> Ranking:
         ("包郵嗎", "shipping_fee"),  # traditional
         ("包油吗", "shipping_fee"),  # homophone typo
         ("bao you ma", "shipping_fee"),  # typed pinyin reaches the Chinese trigger by sound
+        ("能唔能平啲啊", "bargain"),  # Cantonese, read as Mandarin (能不能便宜点)
+        ("有冇貨呀", "stock"),
         ("运费险怎么赔", "return_refund"),  # the longer trigger 运费险 beats 运费
         ("优惠券领了怎么用不了", "promotion"),
         ("便宜点嘛亲", "bargain"),

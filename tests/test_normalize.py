@@ -38,6 +38,42 @@ def test_text(raw: str, text: str) -> None:
     assert normalize(raw).text == text
 
 
+@pytest.mark.parametrize(
+    ("cantonese", "mandarin"),
+    [
+        ("唔好意思，我揀錯咗款，未發貨可唔可以改", "不好意思，我选错了款，未发货可不可以改"),
+        ("能唔能平啲啊老板", "能不能便宜点啊老板"),
+        ("退貨嘅運費係邊個出？", "退货的运费是谁出？"),
+        ("有冇貨呀", "有没有货呀"),
+        ("呢個幾多錢", "这个多少钱"),
+        ("係咪正品㗎", "是不是正品"),
+        ("有大碼咩", "有大码吗"),
+        ("咩顏色好睇", "什么颜色好看"),
+        ("幾耐到", "多久到"),
+        ("我而家落單聽日寄唔寄得出", "我现在下单明天寄不寄得出"),
+        ("點解仲未發貨", "为什么还未发货"),
+        ("唔該晒", "谢谢晒"),
+    ],
+)
+def test_cantonese_reads_as_mandarin(cantonese: str, mandarin: str) -> None:
+    assert normalize(cantonese).text == normalize(mandarin).text
+
+
+@pytest.mark.parametrize(
+    ("mandarin", "text"),
+    [
+        ("好嘞 已拍", "好嘞 已拍"),  # 嘞 is Mandarin too
+        ("联系谁", "联系谁"),  # 系 of 联系 stays
+        ("申请仲裁", "申请仲裁"),
+        ("喇叭有货吗", "喇叭有货吗"),
+        ("旁边那个", "旁边那个"),
+        ("好的呢", "好的"),  # 呢 as a filler, not Cantonese 呢 (this)
+    ],
+)
+def test_mandarin_with_the_same_characters_is_left_alone(mandarin: str, text: str) -> None:
+    assert normalize(mandarin).text == text
+
+
 @pytest.mark.parametrize("noise", ["嗯嗯", "哦哦", "？？？？？", "😅", "[表情]", "www.taobao.com", "。", ""])
 def test_pure_noise_is_empty(noise: str) -> None:
     assert normalize(noise).text == ""
