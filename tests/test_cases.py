@@ -192,6 +192,7 @@ async def test_deadline_breaches_show_and_count(client: Client, sign: Signer, cl
     await send(client, f"/api/conversations/{fast['conversation']}/reply", {"text": "亲，马上为您处理退款"})
     listed = await get(client, "/api/cases")
     assert listed["breaches"] == {"reply": 0, "resolve": 0, "cases": 0}
+    assert await breach_gauges(client) == {"open": 2.0, "reply": 0.0, "resolve": 0.0}
 
     clock.advance(61)  # 5 min 1 s after opening: the slow case had no answer in time
     listed = await get(client, "/api/cases")
@@ -205,6 +206,19 @@ async def test_deadline_breaches_show_and_count(client: Client, sign: Signer, cl
     assert {c["buyer"]["id"]: c["breaches"] for c in listed["cases"]} == {
         "b-slow": ["reply", "resolve"], "b-fast": ["resolve"]}
     assert listed["breaches"] == {"reply": 1, "resolve": 2, "cases": 2}
+    assert await breach_gauges(client) == {"open": 2.0, "reply": 1.0, "resolve": 2.0}  # what monitoring alerts on
+
+
+async def breach_gauges(client: Client) -> dict[str, float]:
+    """The demo shop's open cases and missed deadlines as /metrics exposes them (Prometheus text format)."""
+    samples = {}
+    for line in (await (await client.get("/metrics")).text()).splitlines():
+        if line.startswith('csbot_cases_open{shop="demo"}'):
+            samples["open"] = float(line.split()[-1])
+        for deadline in ("reply", "resolve"):
+            if line.startswith(f'csbot_case_breaches{{deadline="{deadline}",shop="demo"}}'):
+                samples[deadline] = float(line.split()[-1])
+    return samples
 
 
 async def test_a_platform_refund_request_brings_the_deadline_forward(client: Client, sign: Signer,

@@ -315,6 +315,11 @@ class CaseView:
     standing: cases.Standing
 
 
+#: Cases ranked at most (the newest): ranked in Python; an open queue far beyond this is a staffing problem,
+#: not a query.
+QUEUE_LIMIT = 2000
+
+
 async def list_cases(tx: Tx, *, settings_for: dict[str, ShopSettings], now: datetime, shop_id: str | None = None,
                      states: Sequence[str] = cases.OPEN_STATES, type: str | None = None, owner: str | None = None,
                      case_ids: Sequence[int] | None = None, limit: int = 200) -> list[CaseView]:
@@ -326,7 +331,7 @@ async def list_cases(tx: Tx, *, settings_for: dict[str, ShopSettings], now: date
         .outerjoin(Order, Order.id == Case.order_id)
         .where(Case.state.in_(states))
         .order_by(Case.opened_at.desc(), Case.id.desc())
-        .limit(2000)  # ranked in Python; an open queue far beyond this is a staffing problem, not a query
+        .limit(QUEUE_LIMIT)
     )
     if shop_id:
         query = query.where(Case.shop_id == shop_id)

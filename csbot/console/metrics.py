@@ -4,19 +4,32 @@ apps in one process never share counters). Gauges are read from the database at 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import Counter as CounterMetric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+BREACHES = ("reply", "resolve")  # the after-sales deadlines a case can miss (csbot.aftersales.cases.assess)
+
+
+@dataclass(frozen=True)
+class CaseCounts:
+    """Open after-sales cases and their missed deadlines, per shop (every configured shop, zeros included)."""
+
+    shops: tuple[str, ...]
+    open: Counter[str]
+    breaches: Counter[tuple[str, str]]  # (shop, deadline)
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.webhooks = Counter("csbot_webhook_requests", "Webhook requests by path and HTTP status",
+        self.webhooks = CounterMetric("csbot_webhook_requests", "Webhook requests by path and HTTP status",
                                 ["path", "status"], registry=self.registry)
         self.webhook_latency = Histogram("csbot_webhook_latency_seconds", "Webhook handling time by HTTP status",
                                          ["status"], registry=self.registry,
@@ -25,17 +38,26 @@ class Metrics:
                             registry=self.registry)
         self.reminders = Gauge("csbot_reminders", "Reminder rows by status", ["status"], registry=self.registry)
         self.live_listeners = Gauge("csbot_console_listeners", "Open console WebSockets", registry=self.registry)
+        self.cases_open = Gauge("csbot_cases_open", "Open after-sales cases by shop", ["shop"], registry=self.registry)
+        self.case_breaches = Gauge("csbot_case_breaches",
+                                   "Open after-sales cases past a deadline, by shop and deadline (reply, resolve)",
+                                   ["shop", "deadline"], registry=self.registry)
 
     def observe_webhook(self, path: str, status: int, seconds: float) -> None:
         self.webhooks.labels(path, str(status)).inc()
         self.webhook_latency.labels(str(status)).observe(seconds)
 
-    def set_gauges(self, outbox: dict[str, int], reminders: dict[str, int], listeners: int) -> None:
+    def set_gauges(self, outbox: dict[str, int], reminders: dict[str, int], listeners: int,
+                   cases: CaseCounts) -> None:
         for status in ("pending", "sending", "delivered", "dead") + tuple(outbox):
             self.outbox.labels(status).set(outbox.get(status, 0))
         for status in ("pending", "claimed", "sent", "cancelled", "skipped") + tuple(reminders):
             self.reminders.labels(status).set(reminders.get(status, 0))
         self.live_listeners.set(listeners)
+        for shop in cases.shops:
+            self.cases_open.labels(shop).set(cases.open[shop])
+            for deadline in BREACHES:
+                self.case_breaches.labels(shop, deadline).set(cases.breaches[shop, deadline])
 
     def render(self) -> web.Response:
         resp = web.Response(body=generate_latest(self.registry))

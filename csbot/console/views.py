@@ -5,6 +5,7 @@ Thin: each takes what it needs from `request.app[...]` and calls the store or a 
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -15,9 +16,11 @@ import jinja2
 from aiohttp import web
 from sqlalchemy import select
 
+from csbot.aftersales import repo as cases_repo
 from csbot.console import auth, i18n, kpis, live
 from csbot.console import repo as console_repo
 from csbot.console.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Identity
+from csbot.console.metrics import CaseCounts
 from csbot.errors import MalformedEvent, NotFound
 from csbot.keys import clock_key, db_key, hub_key, identity_key, metrics_key, outbox_key, settings_key
 from csbot.pipeline import send_reply
@@ -326,11 +329,16 @@ async def kpis_api(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format. Database-backed gauges are read now."""
+    shops = request.app[settings_key].shops
     async with request.app[db_key].read() as tx:
         outbox = await repo.outbox_depth(tx)
         reminders = (await reminders_repo.stats(tx)).by_status
+        open_cases = await cases_repo.list_cases(tx, settings_for=dict(shops), now=request.app[clock_key].now(),
+                                                 limit=cases_repo.QUEUE_LIMIT)
+    counts = CaseCounts(tuple(shops), Counter(v.case.shop_id for v in open_cases),
+                        Counter((v.case.shop_id, b) for v in open_cases for b in v.standing.breaches))
     m = request.app[metrics_key]
-    m.set_gauges(outbox, reminders, request.app[hub_key].listeners)
+    m.set_gauges(outbox, reminders, request.app[hub_key].listeners, counts)
     return m.render()
 
 
