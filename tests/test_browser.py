@@ -1,5 +1,6 @@
 """The console in a real browser (Playwright driving Debian's Chromium, headless): log in, a signed webhook
-arrives, the suggestion appears without a reload, `1` sends it, and the platform's receiver gets it.
+arrives, the suggestion appears without a reload, `1` sends it, and the platform's receiver gets it; a review's
+reply draft is edited on the reviews page and published.
 
 No browser is downloaded: Chromium comes from `apt-get install chromium` (CI's .ci/run does it). Locally
 the test skips, with the reason, when /usr/bin/chromium or Playwright is missing; under CI (or with
@@ -41,6 +42,16 @@ def _browser_or_skip() -> Any:
     return async_playwright
 
 
+async def _logged_in(browser: Any, base: str, path: str) -> Any:
+    page = await browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+    await page.goto(base + path)  # not logged in: the login form, then back here
+    await page.fill("input[name=name]", "xiaomei")
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("#login")
+    await page.wait_for_url(base + path)
+    return page
+
+
 async def test_agent_accepts_a_live_suggestion_with_one_key(
         sqlite_url: str, receiver: Receiver, clock: FrozenClock, sign: Signer, tmp_path: Path,
         knowledge: tuple[LibrarySet, Matcher], aiohttp_server: Callable[..., Any]) -> None:
@@ -57,12 +68,7 @@ async def test_agent_accepts_a_live_suggestion_with_one_key(
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
                                                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
             try:
-                page = await browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
-                await page.goto(base + "/console")  # not logged in: the login form, then back here
-                await page.fill("input[name=name]", "xiaomei")
-                await page.fill("input[name=password]", PASSWORD)
-                await page.click("#login")
-                await page.wait_for_url(base + "/console")
+                page = await _logged_in(browser, base, "/console")
                 await page.wait_for_selector("#live.on", timeout=10_000)  # the WebSocket is up
                 assert await page.locator("#queue-empty").is_visible()
 
@@ -90,5 +96,48 @@ async def test_agent_accepts_a_live_suggestion_with_one_key(
                 await browser.close()
         detail = json.dumps(receiver.received, ensure_ascii=False)
         assert "m-browser" in detail
+    finally:
+        await client.close()
+
+
+async def test_agent_edits_and_publishes_a_review_reply(
+        sqlite_url: str, receiver: Receiver, clock: FrozenClock, sign: Signer, tmp_path: Path,
+        knowledge: tuple[LibrarySet, Matcher], aiohttp_server: Callable[..., Any]) -> None:
+    async_playwright = _browser_or_skip()
+    libraries, matcher = knowledge
+    server: TestServer = await aiohttp_server(make_app(make_settings(sqlite_url, receiver.url), clock=clock,
+                                                       libraries=libraries, matcher=matcher))
+    client: TestClient[Any, Any] = TestClient(server)
+    await client.start_server()
+    try:
+        await add_user(client, "xiaomei")
+        review = {"id": "rv-browser", "rating": 2, "text": "杯子收到就碎了一个", "buyer": {"id": "b-1", "nick": "小王"}}
+        body, headers = sign({"type": "review.created", "shop": "demo", "review": review})
+        answer = await (await client.post("/webhooks/generic", data=body, headers=headers)).json()
+        draft = answer["reply"]["draft"]
+        assert answer["reply"]["status"] == "pending" and answer["case_id"] is not None
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            try:
+                page = await _logged_in(browser, str(server.make_url("")), "/console/reviews")
+                card = page.locator("#reviews li.review").first
+                await card.wait_for(timeout=10_000)
+                assert "杯子收到就碎了一个" in await card.inner_text()
+                assert await card.locator("textarea.draft").input_value() == draft
+                edited = draft + "新杯子今天已经寄出。"
+                await card.locator("textarea.draft").fill(edited)
+                await card.locator("button.publish").click()
+                (published,) = await receiver.wait_for(1)
+                assert (published["type"], published["review_id"], published["text"]) == (
+                    "review.reply", "rv-browser", edited)
+                await page.locator("#reviews-empty").wait_for(state="visible", timeout=10_000)  # none pending now
+                await page.select_option("#f-status", "sent")
+                await page.click("#filters button[type=submit]")
+                await page.locator("#reviews li.review blockquote.reply").wait_for(timeout=10_000)
+                assert await page.locator("#reviews li.review blockquote.reply").inner_text() == edited
+                await page.screenshot(path=str(tmp_path / "reviews-sent.png"), full_page=True)
+            finally:
+                await browser.close()
     finally:
         await client.close()

@@ -4,6 +4,7 @@ texts below were written for these tests."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,16 @@ async def test_agent_cannot_publish_a_rating_deal(client: Client, sign: Signer, 
     status, body = await post(client, sign, review_event("rv-4", 9, "x"))
     assert (status, body["detail"]["field"]) == (400, "review.rating")
     assert receiver.received == []
+
+
+async def test_console_reviews_page(client: Client) -> None:
+    page = await client.get("/console/reviews", headers=AUTH)
+    html = await page.text()
+    assert page.status == 200 and "/console/static/reviews.js" in html and "评价回复" in html
+    assert '<option value="pending">待回复</option>' in html
+    boot = json.loads(html.split('<script type="application/json" id="boot">')[1].split("</script>")[0])
+    assert boot["topics"]["quality"] == "质量/破损/发错"  # the review library's own labels, in the page's language
+    english = await (await client.get("/console/reviews?lang=en", headers=AUTH)).text()
+    assert "Awaiting reply" in english and 'href="/console/reviews"' in english
+    script = await client.get("/console/static/reviews.js")
+    assert script.status == 200 and "/api/reviews/" in await script.text()

@@ -6,9 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from csbot.aftersales import repo_reviews
+from csbot.console.views import _boot, _identity, _page
 from csbot.errors import MalformedEvent, NotFound
 from csbot.ingest.events import parse_json
-from csbot.keys import clock_key, db_key, identity_key, outbox_key
+from csbot.keys import clock_key, db_key, deps_key, identity_key, outbox_key
 from csbot.web.middlewares import json_response
 
 STATUSES = ("pending", "sent", "rejected")
@@ -35,6 +36,16 @@ async def list_reviews(request: web.Request) -> web.Response:
                                                 limit=int(limit))
         items = [repo_reviews.review_json(v) for v in views]
     return json_response({"reviews": items})
+
+
+async def reviews_page(request: web.Request) -> web.Response:
+    """GET /console/reviews: reviews with their reply drafts, to publish or decline (reviews.js uses the API)."""
+    boot = _boot(request)
+    libraries = request.app[deps_key].libraries
+    locale = boot["lang"] if boot["lang"] in libraries.libraries else next(iter(libraries.libraries))
+    topics = {topic.id: topic.label for topic in libraries.libraries[locale].review.values()}
+    return _page(request, "reviews.html", boot=boot | {"statuses": list(STATUSES), "topics": topics},
+                 me=_identity(request))
 
 
 async def reply(request: web.Request) -> web.Response:

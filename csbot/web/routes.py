@@ -49,6 +49,7 @@ def setup_routes(app: web.Application) -> None:
         web.get("/api/reviews", reviews.list_reviews),
         web.post("/api/reviews/{id}/reply", reviews.reply),
         web.post("/api/reviews/{id}/reject", reviews.reject),
+        web.get("/console/reviews", reviews.reviews_page),
         # the agents' console (csbot/console/): pages, live socket, and the JSON it uses
         web.get("/metrics", views.metrics),
         web.get("/console/login", views.login_page),
