@@ -20,7 +20,7 @@ from csbot.library import LibrarySet
 from csbot.library.lint import lint
 from csbot.match import Matcher
 from csbot.replies import Renderer, sample_variables
-from csbot.store.models import Case
+from csbot.store.models import Case, Conversation
 from tests.conftest import AUTH, Receiver, Signer
 from tests.test_orders import order_created, post
 
@@ -129,6 +129,11 @@ async def test_low_rating_opens_a_case_and_the_approved_reply_goes_out(client: C
     assert resp.status == 409
     sent = (await (await client.get("/api/reviews?status=sent", headers=AUTH)).json())["reviews"]
     assert [(r["reply"]["final_text"], r["reply"]["decided_by"]) for r in sent] == [(edited, "api")]
+    # The reply went out from a conversation row of its own, which is no chat: the conversation list skips it.
+    conversations = (await (await client.get("/api/conversations", headers=AUTH)).json())["conversations"]
+    assert conversations == []
+    async with client.app[db_key].read() as tx:
+        assert [c.channel for c in (await tx.execute(select(Conversation))).scalars()] == ["review"]
 
 
 async def test_praise_thanks_and_opens_no_case(client: Client, sign: Signer) -> None:

@@ -380,11 +380,12 @@ async def pending_suggestions(tx: Tx, conversation_id: int) -> list[Suggestion]:
 # --- conversations for agents ----------------------------------------------------------------------
 
 
-async def list_conversations(tx: Tx, *, shop_id: str | None, status: str | None, limit: int
-                             ) -> list[tuple[Conversation, Buyer]]:
+async def list_conversations(tx: Tx, *, shop_id: str | None, status: str | None, limit: int,
+                             exclude_channels: tuple[str, ...] = ()) -> list[tuple[Conversation, Buyer]]:
     query = (
         select(Conversation, Buyer)
         .join(Buyer, Buyer.id == Conversation.buyer_id)
+        .where(Conversation.channel.not_in(exclude_channels))
         .order_by(Conversation.last_buyer_at.desc().nulls_last(), Conversation.id.desc())
         .limit(limit)
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from csbot.aftersales import repo_reviews
 from csbot.errors import Conflict, MalformedEvent, NotFound, UnknownShop
 from csbot.ingest.events import parse_json
 from csbot.keys import clock_key, db_key, identity_key, outbox_key, settings_key
@@ -75,6 +76,8 @@ async def list_conversations(request: web.Request) -> web.Response:
         rows = await repo.list_conversations(
             tx, shop_id=request.query.get("shop"), status=request.query.get("status"),
             limit=_int_param(request, "limit", 50, 500),
+            # a review's reply is queued from a conversation row of its own: no chat with the buyer
+            exclude_channels=(repo_reviews.REVIEW_CHANNEL,),
         )
     return json_response({"conversations": [conversation_json(c, b) for c, b in rows]})
 
