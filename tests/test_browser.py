@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,41 @@ def _browser_or_skip() -> Any:
     return async_playwright
 
 
+@dataclass
+class Console:
+    """The app on a real port, a client for its API and webhooks, and a headless Chromium; agent xiaomei exists."""
+
+    server: TestServer
+    client: TestClient[Any, Any]
+    browser: Any
+
+    @property
+    def base(self) -> str:
+        return str(self.server.make_url(""))
+
+
+@pytest.fixture
+async def console(sqlite_url: str, receiver: Receiver, clock: FrozenClock, knowledge: tuple[LibrarySet, Matcher],
+                  aiohttp_server: Callable[..., Any]) -> AsyncIterator[Console]:
+    async_playwright = _browser_or_skip()
+    libraries, matcher = knowledge
+    server: TestServer = await aiohttp_server(make_app(make_settings(sqlite_url, receiver.url), clock=clock,
+                                                       libraries=libraries, matcher=matcher))
+    client: TestClient[Any, Any] = TestClient(server)
+    await client.start_server()
+    try:
+        await add_user(client, "xiaomei")
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            try:
+                yield Console(server, client, browser)
+            finally:
+                await browser.close()
+    finally:
+        await client.close()
+
+
 async def _logged_in(browser: Any, base: str, path: str) -> Any:
     page = await browser.new_page(viewport={"width": 1366, "height": 768}, locale="zh-CN")
     await page.goto(base + path)  # not logged in: the login form, then back here
@@ -52,92 +88,57 @@ async def _logged_in(browser: Any, base: str, path: str) -> Any:
     return page
 
 
-async def test_agent_accepts_a_live_suggestion_with_one_key(
-        sqlite_url: str, receiver: Receiver, clock: FrozenClock, sign: Signer, tmp_path: Path,
-        knowledge: tuple[LibrarySet, Matcher], aiohttp_server: Callable[..., Any]) -> None:
-    async_playwright = _browser_or_skip()
-    libraries, matcher = knowledge
-    server: TestServer = await aiohttp_server(make_app(make_settings(sqlite_url, receiver.url), clock=clock,
-                                                       libraries=libraries, matcher=matcher))
-    client: TestClient[Any, Any] = TestClient(server)
-    await client.start_server()
-    try:
-        await add_user(client, "xiaomei")
-        base = str(server.make_url(""))
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-            try:
-                page = await _logged_in(browser, base, "/console")
-                await page.wait_for_selector("#live.on", timeout=10_000)  # the WebSocket is up
-                assert await page.locator("#queue-empty").is_visible()
+async def test_agent_accepts_a_live_suggestion_with_one_key(console: Console, receiver: Receiver, clock: FrozenClock,
+                                                            sign: Signer, tmp_path: Path) -> None:
+    client = console.client
+    page = await _logged_in(console.browser, console.base, "/console")
+    await page.wait_for_selector("#live.on", timeout=10_000)  # the WebSocket is up
+    assert await page.locator("#queue-empty").is_visible()
 
-                body, headers = sign(message_event("亲 在吗？能便宜点吗", nick="小王", message_id="m-browser",
-                                                   sent_at=clock.now().isoformat()))
-                resp = await client.post("/webhooks/generic", data=body, headers=headers)
-                answer = await resp.json()
-                assert resp.status == 200 and answer["action"] == "suggested"
-                best = answer["suggestions"][0]
+    body, headers = sign(message_event("亲 在吗？能便宜点吗", nick="小王", message_id="m-browser",
+                                       sent_at=clock.now().isoformat()))
+    resp = await client.post("/webhooks/generic", data=body, headers=headers)
+    answer = await resp.json()
+    assert resp.status == 200 and answer["action"] == "suggested"
+    best = answer["suggestions"][0]
 
-                # No reload: the socket says "changed", the page fetches the queue and opens the conversation.
-                first = page.locator("#suggestions li").first
-                await first.wait_for(timeout=10_000)
-                assert await page.locator("#queue .item .nick").first.inner_text() == "小王"
-                assert best["text"] in await first.inner_text()
-                await page.screenshot(path=str(tmp_path / "console-suggestion.png"), full_page=True)
+    # No reload: the socket says "changed", the page fetches the queue and opens the conversation.
+    first = page.locator("#suggestions li").first
+    await first.wait_for(timeout=10_000)
+    assert await page.locator("#queue .item .nick").first.inner_text() == "小王"
+    assert best["text"] in await first.inner_text()
+    await page.screenshot(path=str(tmp_path / "console-suggestion.png"), full_page=True)
 
-                await page.keyboard.press("1")
-                (delivered,) = await receiver.wait_for(1)
-                assert delivered["text"] == best["text"] and delivered["in_reply_to"] == "m-browser"
-                await page.locator("#queue-empty").wait_for(state="visible", timeout=10_000)
-                await page.screenshot(path=str(tmp_path / "console-sent.png"), full_page=True)
-                assert (tmp_path / "console-sent.png").stat().st_size > 1000
-            finally:
-                await browser.close()
-        detail = json.dumps(receiver.received, ensure_ascii=False)
-        assert "m-browser" in detail
-    finally:
-        await client.close()
+    await page.keyboard.press("1")
+    (delivered,) = await receiver.wait_for(1)
+    assert delivered["text"] == best["text"] and delivered["in_reply_to"] == "m-browser"
+    await page.locator("#queue-empty").wait_for(state="visible", timeout=10_000)
+    await page.screenshot(path=str(tmp_path / "console-sent.png"), full_page=True)
+    assert (tmp_path / "console-sent.png").stat().st_size > 1000
+    assert "m-browser" in json.dumps(receiver.received, ensure_ascii=False)
 
 
-async def test_agent_edits_and_publishes_a_review_reply(
-        sqlite_url: str, receiver: Receiver, clock: FrozenClock, sign: Signer, tmp_path: Path,
-        knowledge: tuple[LibrarySet, Matcher], aiohttp_server: Callable[..., Any]) -> None:
-    async_playwright = _browser_or_skip()
-    libraries, matcher = knowledge
-    server: TestServer = await aiohttp_server(make_app(make_settings(sqlite_url, receiver.url), clock=clock,
-                                                       libraries=libraries, matcher=matcher))
-    client: TestClient[Any, Any] = TestClient(server)
-    await client.start_server()
-    try:
-        await add_user(client, "xiaomei")
-        review = {"id": "rv-browser", "rating": 2, "text": "杯子收到就碎了一个", "buyer": {"id": "b-1", "nick": "小王"}}
-        body, headers = sign({"type": "review.created", "shop": "demo", "review": review})
-        answer = await (await client.post("/webhooks/generic", data=body, headers=headers)).json()
-        draft = answer["reply"]["draft"]
-        assert answer["reply"]["status"] == "pending" and answer["case_id"] is not None
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                               args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-            try:
-                page = await _logged_in(browser, str(server.make_url("")), "/console/reviews")
-                card = page.locator("#reviews li.review").first
-                await card.wait_for(timeout=10_000)
-                assert "杯子收到就碎了一个" in await card.inner_text()
-                assert await card.locator("textarea.draft").input_value() == draft
-                edited = draft + "新杯子今天已经寄出。"
-                await card.locator("textarea.draft").fill(edited)
-                await card.locator("button.publish").click()
-                (published,) = await receiver.wait_for(1)
-                assert (published["type"], published["review_id"], published["text"]) == (
-                    "review.reply", "rv-browser", edited)
-                await page.locator("#reviews-empty").wait_for(state="visible", timeout=10_000)  # none pending now
-                await page.select_option("#f-status", "sent")
-                await page.click("#filters button[type=submit]")
-                await page.locator("#reviews li.review blockquote.reply").wait_for(timeout=10_000)
-                assert await page.locator("#reviews li.review blockquote.reply").inner_text() == edited
-                await page.screenshot(path=str(tmp_path / "reviews-sent.png"), full_page=True)
-            finally:
-                await browser.close()
-    finally:
-        await client.close()
+async def test_agent_edits_and_publishes_a_review_reply(console: Console, receiver: Receiver, sign: Signer,
+                                                        tmp_path: Path) -> None:
+    review = {"id": "rv-browser", "rating": 2, "text": "杯子收到就碎了一个", "buyer": {"id": "b-1", "nick": "小王"}}
+    body, headers = sign({"type": "review.created", "shop": "demo", "review": review})
+    answer = await (await console.client.post("/webhooks/generic", data=body, headers=headers)).json()
+    draft = answer["reply"]["draft"]
+    assert answer["reply"]["status"] == "pending" and answer["case_id"] is not None
+
+    page = await _logged_in(console.browser, console.base, "/console/reviews")
+    card = page.locator("#reviews li.review").first
+    await card.wait_for(timeout=10_000)
+    assert "杯子收到就碎了一个" in await card.inner_text()
+    assert await card.locator("textarea.draft").input_value() == draft
+    edited = draft + "新杯子今天已经寄出。"
+    await card.locator("textarea.draft").fill(edited)
+    await card.locator("button.publish").click()
+    (published,) = await receiver.wait_for(1)
+    assert (published["type"], published["review_id"], published["text"]) == ("review.reply", "rv-browser", edited)
+    await page.locator("#reviews-empty").wait_for(state="visible", timeout=10_000)  # none pending now
+    await page.select_option("#f-status", "sent")
+    await page.click("#filters button[type=submit]")
+    await page.locator("#reviews li.review blockquote.reply").wait_for(timeout=10_000)
+    assert await page.locator("#reviews li.review blockquote.reply").inner_text() == edited
+    await page.screenshot(path=str(tmp_path / "reviews-sent.png"), full_page=True)
