@@ -184,6 +184,32 @@ async def test_queue_order_follows_the_manuals(client: Client, sign: Signer, clo
     assert [c["buyer"]["id"] for c in await queue(client, "?type=return_refund")] == ["b-platform", "b-stock"]
 
 
+async def test_the_platform_stepping_in_puts_the_case_first(client: Client, sign: Signer, clock: FrozenClock) -> None:
+    await paid_order(client, sign, "o-dispute", buyer="b-dispute", conversation="c-dispute")
+    await say(client, sign, clock, "我要退款", buyer="b-dispute", conversation="c-dispute")
+    clock.advance(60)
+    await say(client, sign, clock, "收到的东西有质量问题", buyer="b-other", conversation="c-other")
+    assert [c["buyer"]["id"] for c in await queue(client)] == ["b-dispute", "b-other"]  # nearest deadline first
+    clock.advance(60)
+    await say(client, sign, clock, "快递到哪了 物流一直不动", buyer="b-early", conversation="c-early")
+    assert [c["buyer"]["id"] for c in await queue(client)][0] == "b-dispute"
+
+    # The platform's service steps into the first order's refund (小二介入): twice, as platforms redeliver.
+    for _ in range(2):
+        status, answer = await post(client, sign, order_event("platform_intervened", "o-dispute",
+                                                              at="2026-11-23T10:30:00+08:00"))
+        assert (status, answer["status"]) == (200, "paid")  # the order's own status does not move
+    # A later case of an order the platform stepped into goes ahead of earlier ones.
+    await paid_order(client, sign, "o-late-dispute", buyer="b-late-dispute", conversation="c-late-dispute")
+    clock.advance(60)
+    await say(client, sign, clock, "我要退款", buyer="b-late-dispute", conversation="c-late-dispute")
+    await post(client, sign, order_event("platform_intervened", "o-late-dispute"))
+    listed = await queue(client)
+    assert [c["buyer"]["id"] for c in listed] == ["b-dispute", "b-late-dispute", "b-other", "b-early"]
+    assert [c["flags"]["platform_intervened"] for c in listed] == [True, True, False, False]
+    assert listed[0]["order"]["platform_intervened_at"] == "2026-11-23T02:30:00+00:00"
+
+
 async def test_deadline_breaches_show_and_count(client: Client, sign: Signer, clock: FrozenClock) -> None:
     await say(client, sign, clock, "快递到哪了 物流一直不动", buyer="b-slow", conversation="c-slow")
     await say(client, sign, clock, "我要退款", buyer="b-fast", conversation="c-fast")

@@ -358,7 +358,10 @@ def facts_of(case: Case, order: Order | None, first_reply_at: datetime | None) -
     return cases.CaseFacts(
         id=case.id, state=case.state, opened_at=case.opened_at, reply_due_at=case.reply_due_at,
         resolve_due_at=case.resolve_due_at, ended_at=case.ended_at, first_reply_at=first_reply_at,
-        platform_intervened=case.platform_intervened, late_shipment=case.late_shipment,
+        # flagged by an agent, or the platform said so (order.platform_intervened)
+        platform_intervened=case.platform_intervened or (
+            order is not None and order.platform_intervened_at is not None),
+        late_shipment=case.late_shipment,
         out_of_stock=case.out_of_stock, paid_at=None if order is None else order.paid_at,
         shipped_at=None if order is None else order.shipped_at,
         refund_requested_at=None if order is None else order.refund_requested_at,

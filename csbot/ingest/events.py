@@ -67,12 +67,14 @@ class OrderCreated:
         return f"order:{self.shop}:{self.order_id}:created"
 
 
-ORDER_MILESTONES = ("order.paid", "order.closed", "order.shipped", "order.delivered", "order.refund_requested")
+ORDER_MILESTONES = ("order.paid", "order.closed", "order.shipped", "order.delivered", "order.refund_requested",
+                    "order.platform_intervened")
 
 
 @dataclass(frozen=True)
 class OrderEvent:
-    """An order moved on: paid, closed (cancelled or timed out), shipped, delivered, refund requested."""
+    """An order moved on: paid, closed (cancelled or timed out), shipped, delivered, refund requested; or the
+    platform's own service stepped into its dispute (小二介入), which moves its after-sales case to the front."""
 
     type: str  # one of ORDER_MILESTONES
     shop: str

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 RANK = {"created": 0, "paid": 1, "shipped": 2, "delivered": 3, "refund_requested": 4, "closed": 5}
 MILESTONE_FIELD = {"paid": "paid_at", "shipped": "shipped_at", "delivered": "delivered_at",
                    "refund_requested": "refund_requested_at", "closed": "closed_at"}
+# Events that mark the order without moving its status (the after-sales queue reads them).
+MARK_FIELD = {"platform_intervened": "platform_intervened_at"}
 
 
 async def handle_order(tx: Tx, deps: PipelineDeps, event: OrderCreated | OrderEvent) -> dict[str, Any]:
@@ -42,7 +44,7 @@ async def handle_order(tx: Tx, deps: PipelineDeps, event: OrderCreated | OrderEv
     if isinstance(event, OrderCreated):
         await _created(tx, order, event, now)
     else:
-        field = MILESTONE_FIELD[event.milestone]
+        field = MILESTONE_FIELD.get(event.milestone) or MARK_FIELD[event.milestone]
         if getattr(order, field) is None:
             setattr(order, field, event.at or now)
     order.status = furthest(order)

@@ -197,6 +197,7 @@ class Order(Base):
     shipped_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     refund_requested_at: Mapped[datetime | None]
+    platform_intervened_at: Mapped[datetime | None]  # the platform stepped into the dispute (小二介入)
     closed_at: Mapped[datetime | None]
     first_seen_at: Mapped[datetime]
     updated_at: Mapped[datetime]

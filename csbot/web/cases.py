@@ -51,8 +51,9 @@ def case_json(view: cases_repo.CaseView, locale: str) -> dict[str, Any]:
         "order": None if order is None else {
             "id": order.external_id, "status": order.status, "items": order.items, "amount": order.amount,
             "paid_at": _iso(order.paid_at), "shipped_at": _iso(order.shipped_at),
-            "refund_requested_at": _iso(order.refund_requested_at)},
-        "flags": {"platform_intervened": c.platform_intervened, "late_shipment": s.late_shipment,
+            "refund_requested_at": _iso(order.refund_requested_at),
+            "platform_intervened_at": _iso(order.platform_intervened_at)},
+        "flags": {"platform_intervened": view.facts.platform_intervened, "late_shipment": s.late_shipment,
                   "out_of_stock": c.out_of_stock},
         "photos": c.photos or [], "resolution": c.resolution,
         "opened_at": _iso(c.opened_at), "reply_due_at": _iso(c.reply_due_at),
