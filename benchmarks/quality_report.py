@@ -40,6 +40,8 @@ EN_SETS = (
     (ROOT / "tests" / "fixtures" / "en_blind3.jsonl", "third", "tuned on (round 3)"),
     (ROOT / "tests" / "fixtures" / "en_blind4.jsonl", "fourth, vocabulary varied on purpose", "tuned on (round 4)"),
     (EN_BLIND, "fifth, overseas buyers of Chinese shops", "**blind**: never tuned on"),
+    (ROOT / "tests" / "fixtures" / "en_blind6.jsonl", "sixth, UK, US, Indian, Singaporean and Filipino English",
+     "tuned on (round 5)"),
 )
 #: (round, tuned on, measured on, before, after), as recorded when measured.
 EN_ROUNDS = (
@@ -50,6 +52,9 @@ EN_ROUNDS = (
     ("3 (same round)", "sets 1-3", "fifth set", "77.5 % / 84.2 %", "89.2 % / 95.0 %"),
     ("4: the fourth set's kinds of misses (403 triggers, 105 negatives)", "sets 1-4", "fifth set",
      "89.2 % / 95.0 %", "90.0 % / 95.0 %"),
+    ("none: the sixth set, written blind, scored as it came", "-", "sixth set", "-", "86.7 % / 92.5 %"),
+    ("5: the sixth set's kinds of misses (191 triggers, 61 negatives)", "sets 1-4, 6", "fifth set",
+     "90.0 % / 95.0 %", "90.0 % / 94.2 %"),
 )
 #: Hand labels (id and intent only, no text) for random samples of real buyer turns, each labelled before csbot
 #: was run on it: (file, how its ids were drawn, status). See real_accuracy_section.
@@ -79,6 +84,17 @@ ZH_HARD_SETS = (
      "WeChat-shop style", "tuned on (round 4)"),
     (ZH_HARD_BLIND, "C: sports, pets, fresh fruit and seafood, jewellery, toys, car accessories; Taobao, Pinduoduo "
      "and Douyin style, dialect words", "**blind**: never tuned on"),
+    (ROOT / "tests" / "fixtures" / "zh_hard_d.jsonl", "D: household and kitchen, digital accessories, stationery, "
+     "plants, camping; some Cantonese", "tuned on (round 5)"),
+    (ROOT / "tests" / "fixtures" / "zh_hard_e.jsonl", "E: clothing, bags, watches, supplements, pet food, "
+     "instruments, second-hand; terse phone typing and abbreviations", "tuned on (round 6)"),
+    (ROOT / "tests" / "fixtures" / "zh_hard_f.jsonl", "F: groceries, baby goods, sportswear, appliances, car "
+     "accessories, books; Sichuan, northeastern and Shanghainese words, voice input",
+     "tuned on (round 7, not kept)"),
+    (ROOT / "tests" / "fixtures" / "zh_hard_g.jsonl", "G: cosmetics, jewellery, home textiles, formula, fresh food, "
+     "phones, gifts; internet slang, Taiwan and Hong Kong buyers", "**blind**: never tuned on"),
+    (ROOT / "tests" / "fixtures" / "zh_hard_h.jsonl", "H: garden, printers and office supplies, wine, pet supplies, "
+     "eyewear, bicycles, party goods; wholesale buyers, Henan and Shandong words", "**blind**: never tuned on"),
 )
 #: (round, tuned on, measured on, before, after): top-1 / top-3 as recorded when measured (680280f = before round 3).
 ZH_HARD_ROUNDS = (
@@ -89,6 +105,49 @@ ZH_HARD_ROUNDS = (
     ("3 (both steps)", "A, real 1-4", "C", "78.0 % / 93.5 %", "82.5 % / 95.0 %"),
     ("4: zh-CN library round on sets A-B and real samples 1-5; no automatic reply to a message carrying data",
      "A-B, real 1-5", "C", "82.5 % / 95.0 %", "82.0 % / 95.5 %"),
+    ("5: Cantonese words read as Mandarin (normaliser)", "-", "D", "77.0 % / 93.5 %", "78.5 % / 94.5 %"),
+    ("5: zh-CN library round on set D (no real turns read)", "D", "C", "82.0 % / 95.5 %", "85.0 % / 96.0 %"),
+    ("5 (same round)", "D", "E", "78.0 % / 96.0 %", "80.0 % / 96.0 %"),
+    ("5 (same round)", "D", "F", "79.5 % / 94.0 %", "81.0 % / 95.0 %"),
+    ("5 (same round)", "D", "G", "81.0 % / 96.5 %", "82.5 % / 96.5 %"),
+    ("5 (same round)", "D", "H", "73.5 % / 93.5 %", "75.0 % / 95.5 %"),
+    ("6: zh-CN library round on set E", "D-E", "C", "85.0 % / 96.0 %", "86.5 % / 96.5 %"),
+    ("6 (same round)", "D-E", "F", "81.0 % / 95.0 %", "83.5 % / 96.5 %"),
+    ("6 (same round)", "D-E", "G", "82.5 % / 96.5 %", "83.5 % / 96.5 %"),
+    ("6 (same round)", "D-E", "H", "75.0 % / 95.5 %", "76.0 % / 96.0 %"),
+    ("7, **not kept**: zh-CN library round on set F (+427 triggers)", "D-F", "C", "86.5 % / 96.5 %",
+     "86.5 % / 96.0 %"),
+    ("7, not kept (same round)", "D-F", "G", "83.5 % / 96.5 %", "84.5 % / 96.0 %"),
+    ("7, not kept (same round)", "D-F", "H", "76.0 % / 96.0 %", "76.0 % / 95.5 %"),
+)
+#: Where triggers and negatives cannot help (what the round-5 to round-7 tuners ran into), made-up examples.
+MATCHER_LIMITS = (
+    "Every number is one unit (so 300卖不卖 meets 100卖不卖): a trigger with a number matches any number, and "
+    "quantity or specification patterns (304不锈钢, 只有五个) cannot be written safely.",
+    "Matching by sound joins common syllables: 多少克 ~ 多少可(以), 怎么养 ~ 怎么样, 我要去消费 ~ 我要取消; while a "
+    "homophone typo such as 油费 for 邮费 pays the sound penalty and stays under the threshold even with a "
+    "trigger.",
+    "A short keyword early in a long message (坏了, 拍了, 运费怎么算) can outweigh the request made later in it; a "
+    "negative fixes one phrasing at a time.",
+    "A tie within the margin goes to the first clause that asks anything (`Matcher._first_question`), which may "
+    "be background (前面问了三遍发货时间……帮我接个真人).",
+    "No negation: 没有问题 contains 有问题, 质量不错 is one character from 质量不好; negatives cover the common forms.",
+    "English stopwords are dropped before matching, so \"is there a charger\" reads as \"the charger\", and "
+    "\"change it to black\" (after delivery) as \"change to black\" (before shipping).",
+)
+#: Changes tried this session and measured, with what they did; none was kept.
+NOT_TAKEN = (
+    "The first question asked always wins over a better-scoring later one: top-1 down on dev (99.7 -> 99.0 %), "
+    "sets A, B and real samples 1, 3, 4; labellers do not consistently label the first question.",
+    "A greeting or thank-you matched only fuzzily inside a long message dropped: ±0.5 point on every set.",
+    "A character n-gram naive Bayes over the triggers as a second opinion for below-threshold answers: on "
+    "real samples 1-5 it rescued about as many `other` lines as right ones.",
+    "Every threshold lowered by 2, 4, 6 or 8 points: no set gained top-1 and the real samples lost 1.5-7 points; "
+    "a per-intent search over the pooled tuning sets found at most 2 lines to gain for any intent.",
+    "Abstaining on a short reply to the agent's question (the real turns' `context_before`): such answers are "
+    "right 82-88 % of the time, as often as the rest.",
+    "Chinese numerals read as digits before more measure words (瓶盒根袋张台…): blind sets C and F each 0.5 "
+    "point lower.",
 )
 #: The issue's targets for the English set (tests/test_english.py asserts the same).
 EN_TARGETS = "top-1 >= 93 %, top-3 >= 98 %, wrong auto-sends <= 0.5 % of lines"
@@ -316,6 +375,17 @@ def zh_hard_section(matcher: Matcher) -> list[str]:
         "|---|---|---|---|---|",
         *(f"| {r} | {t} | {m} | {b} | {a} |" for r, t, m, b, a in ZH_HARD_ROUNDS),
         "",
+        "### What a library round cannot fix",
+        "",
+        "The colleagues who ran rounds 5-7 noted where a phrase could not help, because of how the matcher reads "
+        "(made-up examples):",
+        "",
+        *(f"- {line}" for line in MATCHER_LIMITS),
+        "",
+        "Measured on the tuned sets and the real samples, then once on the blind sets, and not taken (2026-12-04):",
+        "",
+        *(f"- {line}" for line in NOT_TAKEN),
+        "",
     ]
     if ZH_HARD_BLIND.is_file():
         blind = evaluate(matcher, read_labelled(ZH_HARD_BLIND))
@@ -511,6 +581,9 @@ REAL_ROUNDS = (
     ("4: zh-CN library round; no automatic reply to a message carrying data", "samples 1-5, zh sets A-B",
      "sixth sample", "62.0 % / 78.5 % / 58 of 92 (63.0 %) / 4, 0 wrong",
      "62.0 % / 78.5 % / 58 of 93 (62.4 %) / 3, 0 wrong"),
+    ("5-6: zh-CN library rounds on hand-written sets D and E (no real turn read); Cantonese words",
+     "zh sets D-E", "sixth sample", "62.0 % / 78.5 % / 58 of 93 (62.4 %) / 3, 0 wrong",
+     "61.5 % / 78.5 % / 57 of 94 (60.6 %) / 3, 0 wrong"),
 )
 
 
@@ -570,7 +643,8 @@ def real_accuracy_section(matcher: Matcher) -> list[str]:
         "What the rounds show: rounds 1 and 2 gained 3-6 points of confident-answer precision on the samples "
         "they were tuned on and 1-6 points on the next blind one. Round 3 gained 2.5 points of top-1 on the "
         "fifth sample and nothing on the sixth; round 4 gained 6.5 points on the fifth sample, on which it was "
-        "tuned, and nothing on the sixth. Most of a round's gain on its own samples is their own phrasing: "
+        "tuned, and nothing on the sixth; rounds 5-6, tuned on hand-written sets only, moved the sixth by one line "
+        "(a confident answer more, and wrong). Most of a round's gain on its own samples is their own phrasing: "
         "real turns are long, specific and varied, and a library of phrases learns them one at a time. What "
         "did carry over is on hand-written messages (the section above) and safety: the two wrong automatic "
         "replies of the fifth sample were data the buyer sent after a pleasantry or a field name, and a "
