@@ -190,8 +190,16 @@ async def test_three_instances_one_sigkilled_send_every_reminder_once(
     assert 0 < killed_with < len(sent), "the kill must come while reminders are being sent"
     # A claim counts only once committed, and it commits together with the outbox row: one firing each.
     assert {r.attempts for r in sent.values()} == {1}
-    # One reply_id per reminder, each at the platform, nothing else sent.
-    assert set(outbox) == set(sent) == platform.distinct
+    # One reply_id per reminder, each at the platform, nothing else sent. (A CI run once found 97 outbox rows
+    # without a sent reminder, not reproduced since: should it come back, the message says what they were.)
+    unmatched = sorted(set(outbox) ^ set(sent), key=str)[:5]
+    reminder_of = {r.reply_id: (r.order, r.stage, r.status, r.reason, r.attempts, r.sent_at) for r in reminders}
+    explained = [(rid, reminder_of.get(rid), None if rid not in outbox else (
+        outbox[rid].payload.get("type"), outbox[rid].conversation_id, outbox[rid].status, outbox[rid].attempts,
+        outbox[rid].created_at)) for rid in unmatched]
+    assert set(outbox) == set(sent), (
+        f"{len(set(outbox) ^ set(sent))} outbox rows and sent reminders unmatched, e.g. {explained}")
+    assert set(sent) == platform.distinct
     assert all(d["buyer_id"] == sent[d["_webhook_id"]].buyer for d in platform.deliveries)
     assert all(d["_idempotency_key"] == d["_webhook_id"] for d in platform.deliveries)
     assert {i.status for i in outbox.values()} == {"delivered"}
