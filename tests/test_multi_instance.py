@@ -197,8 +197,12 @@ async def test_three_instances_one_sigkilled_send_every_reminder_once(
     explained = [(rid, reminder_of.get(rid), None if rid not in outbox else (
         outbox[rid].payload.get("type"), outbox[rid].conversation_id, outbox[rid].status, outbox[rid].attempts,
         outbox[rid].created_at)) for rid in unmatched]
+    # With them, each instance's first logged error or traceback line (stderr holds the whole log).
+    first_errors = [next((line for line in log.splitlines() if " ERROR " in line or "Error" in line), "")
+                    for log in logs]
     assert set(outbox) == set(sent), (
-        f"{len(set(outbox) ^ set(sent))} outbox rows and sent reminders unmatched, e.g. {explained}")
+        f"{len(set(outbox) ^ set(sent))} outbox rows and sent reminders unmatched, e.g. {explained}; "
+        f"first error per instance: {first_errors}")
     assert set(sent) == platform.distinct
     assert all(d["buyer_id"] == sent[d["_webhook_id"]].buyer for d in platform.deliveries)
     assert all(d["_idempotency_key"] == d["_webhook_id"] for d in platform.deliveries)
