@@ -148,6 +148,8 @@ NOT_TAKEN = (
     "right 82-88 % of the time, as often as the rest.",
     "Chinese numerals read as digits before more measure words (瓶盒根袋张台…): blind sets C and F each 0.5 "
     "point lower.",
+    "English stopwords kept as words (it, there, what; or is, are, do, does): every English set lower, the blind "
+    "fifth 90.0 -> 89.2 % and 85.0 %; the English triggers are written for matching without them.",
 )
 #: The issue's targets for the English set (tests/test_english.py asserts the same).
 EN_TARGETS = "top-1 >= 93 %, top-3 >= 98 %, wrong auto-sends <= 0.5 % of lines"
