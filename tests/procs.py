@@ -58,6 +58,20 @@ async def until(condition: Callable[[], Awaitable[bool]], limit: float, what: st
 # --- the platform --------------------------------------------------------------------------------------
 
 
+def connections_to(port: int) -> tuple[int, int]:
+    """(established connections to this local port, bytes on them the listening process has not read yet), from
+    the kernel's socket tables (Linux): a request the server has read is one its event loop is handling."""
+    connections = unread = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        path = Path(table)
+        for line in path.read_text().splitlines()[1:] if path.exists() else ():
+            _, local, _, state, queues, *_ = line.split()
+            if int(local.rsplit(":", 1)[1], 16) == port and state == "01":  # 01: ESTABLISHED
+                connections += 1
+                unread += int(queues.split(":")[1], 16)  # rx_queue
+    return connections, unread
+
+
 class Platform:
     """The shop platform: takes signed replies, remembers every delivery by webhook-id (= reply_id).
 
