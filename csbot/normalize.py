@@ -183,7 +183,7 @@ def _converter() -> OpenCC:
 
 def normalize(text: str) -> Normalized:
     """Clean one buyer message (or one library trigger) into the form the matcher compares."""
-    simplified = APOSTROPHE.sub("", _mandarin(_converter().convert(unicodedata.normalize("NFKC", text))).lower())
+    simplified = APOSTROPHE.sub("", _mandarin(_converter().convert(unicodedata.normalize("NFKC", text)).lower()))
     without_email, emails = EMAIL.subn(" ", simplified)
     without_link, links = URL.subn(" ", without_email)
     stripped = LONG_NUMBER.sub(" ", MASK.sub(" ", without_link))
