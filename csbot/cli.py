@@ -172,6 +172,11 @@ def _with_demo_credentials(settings: Settings) -> tuple[Settings, bool]:
                    api_token=settings.api_token or demo["api_token"]), True
 
 
+# Alembic (1.16+) logs the set-up of each of its plugins, APScheduler each job it adds and that it started:
+# seven and three INFO lines at every start. The migrations' own lines ("Running upgrade …") stay.
+QUIET_LOGGERS = ("alembic.runtime.plugins", "apscheduler.scheduler")
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from aiohttp import web
     from sqlalchemy.engine import make_url
@@ -186,6 +191,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     gc.collect()
     gc.freeze()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in QUIET_LOGGERS:  # their INFO lines say nothing an operator acts on
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     privacy.install()  # phone numbers, addresses and names are masked in whatever reaches the log
     base = f"http://{settings.host}:{settings.port}"
     shown_db = make_url(settings.database_url).render_as_string(hide_password=True)  # the journal keeps this line

@@ -133,6 +133,9 @@ def test_quick_start_serve_then_send(tmp_path: Path) -> None:
         server.terminate()
         output, _ = server.communicate(timeout=30)
     assert "whsec_" in output and "csbot send" in output  # the banner shows how to try it
+    # The log says what happened to the database, without the libraries' set-up chatter.
+    assert "upgrading the database schema from empty" in output and "Running upgrade" in output
+    assert "setup plugin" not in output and "Adding job" not in output and "Scheduler started" not in output
     assert server.returncode == 0
     with sqlite3.connect(tmp_path / "csbot.db") as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
