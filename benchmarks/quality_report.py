@@ -95,6 +95,12 @@ ZH_HARD_SETS = (
      "phones, gifts; internet slang, Taiwan and Hong Kong buyers", "**blind**: never tuned on"),
     (ROOT / "tests" / "fixtures" / "zh_hard_h.jsonl", "H: garden, printers and office supplies, wine, pet supplies, "
      "eyewear, bicycles, party goods; wholesale buyers, Henan and Shandong words", "**blind**: never tuned on"),
+    (ROOT / "tests" / "fixtures" / "zh_hard_i.jsonl", "I: medical devices, health food, fishing gear, calligraphy "
+     "supplies, flowers and gifts; elderly buyers and their children, handwriting-input typos, pinyin initials",
+     "**blind**: never tuned on"),
+    (ROOT / "tests" / "fixtures" / "zh_hard_j.jsonl", "J: games and cards, figurines and blind boxes, cosplay, "
+     "keyboards and PC parts, tickets, custom printing, cold-chain fruit; students, Chinese mixed with English, "
+     "wrong pinyin-input candidates, stickers and order numbers", "**blind**: never tuned on"),
 )
 #: (round, tuned on, measured on, before, after): top-1 / top-3 as recorded when measured (680280f = before round 3).
 ZH_HARD_ROUNDS = (
