@@ -3,16 +3,18 @@
     python benchmarks/bench_webhook.py [--requests 2000] [--concurrency 16] [--runs 3] [--profile] [--source DIR]
 
 Starts ``python -m csbot serve`` in a temporary directory (SQLite in WAL mode, CSBOT_PORT /
-CSBOT_WEBHOOK_SECRET / CSBOT_API_TOKEN / CSBOT_DB set), and, in the same run, two baselines: a bare
-aiohttp app that reads the body and answers a small JSON object, and the same app storing each body with
-one SQLite INSERT and COMMIT (aiosqlite, WAL, synchronous=NORMAL as csbot): the floor of any webhook that
-persists durably per request. ``--runs N`` repeats the whole set N times (interleaved) and reports the
-medians of the ratios. A loopback aiohttp client sends a fixed number of
-requests at fixed concurrency (after a warm-up) and stops by itself; it reports req/s and latency
-p50/p99 for both, and checks that every csbot answer is 200 with a decision and that the database holds
-one message and its suggestions per request. ``--profile`` runs csbot under cProfile and prints where the
-server's time goes. ``--source DIR`` runs the server from another checkout (e.g. ``git archive HEAD``
-unpacked, when the working tree is mid-change). The messages are the dev set's texts, read at run time.
+CSBOT_WEBHOOK_SECRET / CSBOT_API_TOKEN / CSBOT_DB set), and, in the same run, three baselines: a bare
+aiohttp app that reads the body and answers a small JSON object; the same app storing each body with one
+SQLite INSERT and COMMIT (aiosqlite, WAL, synchronous=NORMAL as csbot), the floor of any webhook that
+persists durably per request; and the matching floor, the bare app plus csbot's own signature check,
+normalising and ranking (no database), the ceiling no store design could beat. ``--runs N`` repeats the
+whole set N times (interleaved) and reports the medians of the ratios. A loopback aiohttp client sends a
+fixed number of requests at fixed concurrency (after a warm-up) and stops by itself; it reports req/s and
+latency p50/p99 for each, and checks that every csbot answer is 200 with a decision and that the database
+holds one message and its suggestions per request. ``--profile`` runs csbot under cProfile and prints
+where the server's time goes. ``--source DIR`` runs the server from another checkout (e.g. ``git archive
+HEAD`` unpacked, when the working tree is mid-change). The messages are the dev set's texts, read at run
+time.
 """
 
 from __future__ import annotations
@@ -87,6 +89,40 @@ async def database(app: web.Application):
 app = web.Application()
 app.cleanup_ctx.append(database)
 app.router.add_post("/webhooks/generic", store)
+app.router.add_get("/healthz", lambda request: web.json_response({"ok": True}))
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+"""
+
+# The matching floor: the same handler plus what csbot does to every message before it touches the database,
+# with csbot's own code and library (argv: port, secret, library dir): the signature check, the JSON, normalising
+# and ranking (`question_parts`, one ranking per question). No database, no rendering. Whatever csbot's store
+# did, its webhook could not beat this app; its ratio to the bare app is the ceiling of csbot's.
+BARE_MATCH_APP = """
+import gc, json, sys, types
+from datetime import UTC, datetime
+from pathlib import Path
+from aiohttp import web
+from csbot.ingest.signatures import verify
+from csbot.library import load_libraries
+from csbot.match import Matcher
+from csbot.normalize import normalize
+from csbot.pipeline import question_parts
+
+secret = (sys.argv[2],)
+deps = types.SimpleNamespace(matcher=Matcher(load_libraries(Path(sys.argv[3]))))  # question_parts reads .matcher
+
+async def match(request: web.Request) -> web.Response:
+    body = await request.read()
+    verify(secret, request.headers, body, now=datetime.now(UTC), tolerance=300)
+    event = json.loads(body)
+    parts = question_parts(deps, normalize(event["message"]["text"]))
+    top = parts[0].top
+    return web.json_response({"action": "matched" if top else "abstained", "intent": top.intent if top else None})
+
+gc.collect()
+gc.freeze()  # as csbot serve does
+app = web.Application()
+app.router.add_post("/webhooks/generic", match)
 app.router.add_get("/healthz", lambda request: web.json_response({"ok": True}))
 web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """
@@ -179,9 +215,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def baseline(code: str, args: list[str], tmp_dir: Path, secret: str, texts: list[str], n: int,
-                   concurrency: int, name: str) -> dict[str, object]:
+                   concurrency: int, name: str, env: dict[str, str] | None = None) -> dict[str, object]:
     port = free_port()
-    proc = start([sys.executable, "-c", code, str(port), *args], tmp_dir, dict(os.environ), tmp_dir / f"{name}.log")
+    proc = start([sys.executable, "-c", code, str(port), *args], tmp_dir, env or dict(os.environ),
+                 tmp_dir / f"{name}.log")
     try:
         await wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
         url = f"http://127.0.0.1:{port}/webhooks/generic"
@@ -203,6 +240,10 @@ async def bench(n: int, concurrency: int, profile: bool, source: Path) -> dict[s
         bare_result = await baseline(BARE_APP, [], tmp_dir, secret, texts, n, concurrency, "bare")
         bare_sqlite_result = await baseline(BARE_SQLITE_APP, [str(tmp_dir / "bare.db")], tmp_dir, secret, texts, n,
                                             concurrency, "bare_sqlite")
+        # The matching floor, from the same checkout as the server.
+        bare_match_result = await baseline(BARE_MATCH_APP, [secret, str(source / "scripts_library")], tmp_dir,
+                                           secret, texts, n, concurrency, "bare_match",
+                                           env=dict(os.environ, PYTHONPATH=str(source)))
         # csbot serve, SQLite WAL in the temp dir.
         port = free_port()
         db = tmp_dir / "csbot.db"
@@ -241,9 +282,13 @@ async def bench(n: int, concurrency: int, profile: bool, source: Path) -> dict[s
             pstats.Stats(str(prof)).sort_stats("tottime").print_stats(25)
     return {
         "requests": n, "concurrency": concurrency, "journal_mode": journal, "rows": counts,
-        "bare": bare_result, "bare_sqlite": bare_sqlite_result, "csbot": csbot_result,
+        "bare": bare_result, "bare_sqlite": bare_sqlite_result, "bare_match": bare_match_result,
+        "csbot": csbot_result,
         "ratio_rps": csbot_result["rps"] / bare_result["rps"],  # type: ignore[operator]
         "ratio_rps_vs_bare_sqlite": csbot_result["rps"] / bare_sqlite_result["rps"],  # type: ignore[operator]
+        # The ceiling: the matching floor against the bare app; and how near csbot comes to that floor.
+        "ratio_match_floor": bare_match_result["rps"] / bare_result["rps"],  # type: ignore[operator]
+        "ratio_rps_vs_bare_match": csbot_result["rps"] / bare_match_result["rps"],  # type: ignore[operator]
     }
 
 
@@ -260,15 +305,16 @@ def main() -> None:
     for _ in range(args.runs):
         result = asyncio.run(bench(args.requests, args.concurrency, args.profile, args.source.resolve()))
         result["source"] = "working tree" if args.source.resolve() == ROOT else str(args.source)
-        for name in ("bare", "bare_sqlite", "csbot"):
+        for name in ("bare", "bare_sqlite", "bare_match", "csbot"):
             r = result[name]
             assert isinstance(r, dict)
             print(f"{name:<11} {r['rps']:8.1f} req/s  p50 {r['ms']['p50']:7.1f} ms  p99 {r['ms']['p99']:7.1f} ms  "
                   f"server CPU {r['server_cpu_ms_per_request']:.2f} ms/req  statuses {r['statuses']}  "
                   f"actions {r['actions']}")
         print(f"csbot / bare = {result['ratio_rps']:.3f}x   csbot / bare+sqlite = "
-              f"{result['ratio_rps_vs_bare_sqlite']:.3f}x   journal_mode={result['journal_mode']}  "
-              f"rows={result['rows']}",
+              f"{result['ratio_rps_vs_bare_sqlite']:.3f}x   match floor / bare = {result['ratio_match_floor']:.3f}x   "
+              f"csbot / match floor = {result['ratio_rps_vs_bare_match']:.3f}x   "
+              f"journal_mode={result['journal_mode']}  rows={result['rows']}",
               flush=True)
         runs.append(result)
     # Saved: the run with the median csbot/bare ratio (the keys run_all.py reads), plus every run's medians.
@@ -277,8 +323,9 @@ def main() -> None:
         out["medians"] = medians = _medians(runs)
         out["runs"] = runs
         print(f"medians of {len(runs)} runs: csbot {medians['csbot_rps']:.1f} req/s, bare {medians['bare_rps']:.1f}, "
-              f"bare+sqlite {medians['bare_sqlite_rps']:.1f}; csbot / bare = {medians['ratio_rps']:.3f}x, "
-              f"csbot / bare+sqlite = {medians['ratio_rps_vs_bare_sqlite']:.3f}x")
+              f"bare+sqlite {medians['bare_sqlite_rps']:.1f}, match floor {medians['bare_match_rps']:.1f}; "
+              f"csbot / bare = {medians['ratio_rps']:.3f}x, csbot / bare+sqlite = "
+              f"{medians['ratio_rps_vs_bare_sqlite']:.3f}x, match floor / bare = {medians['ratio_match_floor']:.3f}x")
     if not args.profile:
         save(args.save_as, out)
 
@@ -286,13 +333,13 @@ def main() -> None:
 def _medians(runs: list[dict[str, object]]) -> dict[str, float]:
     """Medians over runs of each server's req/s, p50, p99 and CPU, and of the within-run ratios."""
     out: dict[str, float] = {}
-    for name in ("bare", "bare_sqlite", "csbot"):
+    for name in ("bare", "bare_sqlite", "bare_match", "csbot"):
         rows = [r[name] for r in runs]
         out[f"{name}_rps"] = statistics.median(r["rps"] for r in rows)  # type: ignore[index]
         out[f"{name}_p50_ms"] = statistics.median(r["ms"]["p50"] for r in rows)  # type: ignore[index]
         out[f"{name}_p99_ms"] = statistics.median(r["ms"]["p99"] for r in rows)  # type: ignore[index]
         out[f"{name}_cpu_ms"] = statistics.median(r["server_cpu_ms_per_request"] for r in rows)  # type: ignore[index]
-    for ratio in ("ratio_rps", "ratio_rps_vs_bare_sqlite"):
+    for ratio in ("ratio_rps", "ratio_rps_vs_bare_sqlite", "ratio_match_floor", "ratio_rps_vs_bare_match"):
         out[ratio] = statistics.median(float(r[ratio]) for r in runs)  # type: ignore[arg-type]
     return out
 
