@@ -27,10 +27,10 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from csbot.ingest.signatures import signed_headers, verify
-from csbot.store.db import Database
+from csbot.store.db import Database, Tx
 from csbot.store.models import OutboxItem, Reminder
 from tests.conftest import SECRET, TOKEN
 
@@ -207,20 +207,45 @@ async def database(url: str) -> AsyncIterator[Database]:
 
 async def settled(url: str, limit: float = 30.0) -> None:
     """Wait until nothing due is left in progress: no outbox row pending or being sent, no reminder due or
-    claimed (follow-ups planned for hours later do not count)."""
+    claimed (follow-ups planned for hours later do not count).
+
+    One statement, so one snapshot: read as two, a batch of reminders committed between them (its reminders
+    read as sent, its outbox rows not yet seen) looked settled while its replies were still to go out."""
     async with database(url) as db:
 
         async def quiet() -> bool:
             now = datetime.now(UTC)
+            outbox = (select(func.count(OutboxItem.id))
+                      .where(OutboxItem.status.in_(("pending", "sending"))).scalar_subquery())
+            reminders = (select(func.count(Reminder.id))
+                         .where((Reminder.status == "claimed") | ((Reminder.status == "pending")
+                                                                  & (Reminder.due_at <= now))).scalar_subquery())
             async with db.read() as tx:
-                busy = (await tx.execute(select(func.count(OutboxItem.id))
-                                         .where(OutboxItem.status.in_(("pending", "sending"))))).scalar_one()
-                busy += (await tx.execute(select(func.count(Reminder.id)).where(
-                    (Reminder.status == "claimed") | ((Reminder.status == "pending") & (Reminder.due_at <= now))
-                ))).scalar_one()
+                busy = (await tx.execute(select(outbox + reminders))).scalar_one()
             return busy == 0
 
         await until(quiet, limit, "the outbox and the reminders to settle", poll=0.2)
+
+
+@asynccontextmanager
+async def final_state(url: str, limit: float = 30.0) -> AsyncIterator[Tx]:
+    """A read of what the stopped instances left, once no session of theirs is open any more: a process
+    SIGKILLed while its COMMIT was on the way has exited before its PostgreSQL session has ended (and maybe
+    committed), and a read that ran meanwhile would see half of the batch. SQLite's commits end with the
+    process that makes them."""
+    async with database(url) as db:
+        if db.dialect == "postgresql":
+
+            async def gone() -> bool:
+                async with db.read() as tx:
+                    others = (await tx.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"))).scalar_one()
+                return others == 0
+
+            await until(gone, limit, "the stopped instances' database sessions to end", poll=0.1)
+        async with db.read() as tx:
+            yield tx
 
 
 # --- the platform's side of the webhooks -----------------------------------------------------------------

@@ -22,7 +22,7 @@ from tests.procs import (
     Event,
     Server,
     closed_all_week_toml,
-    database,
+    final_state,
     message,
     post_until_acknowledged,
     settled,
@@ -95,7 +95,7 @@ async def test_sigkill_while_messages_arrive_loses_nothing_and_stores_nothing_tw
     assert KILL_AFTER <= killed_with < MESSAGES
     assert any(ack.attempts > 1 for ack in acks.values()), "no request was cut off by the kill"
     assert [len(ack.answer["sent"]) for ack in acks.values()] == [1] * MESSAGES
-    async with database(database_url) as db, db.read() as tx:
+    async with final_state(database_url) as tx:
         stored = list((await tx.execute(select(Message.external_id).where(Message.direction == "in"))).scalars())
         events = (await tx.execute(select(func.count(InboundEvent.id)))).scalar_one()
         outbox = {i.reply_id: i for i in (await tx.execute(select(OutboxItem))).scalars()}

@@ -26,6 +26,7 @@ from tests.procs import (
     Server,
     closed_all_week_toml,
     database,
+    final_state,
     message,
     order_created,
     order_paid,
@@ -156,7 +157,7 @@ async def test_three_instances_one_sigkilled_send_every_reminder_once(
     assert "POST /webhooks/generic 200" in logs[2]
     assert sum("reminders tick" in log for log in logs) >= 2  # the firing was shared
 
-    async with database(postgres_url) as db, db.read() as tx:
+    async with final_state(postgres_url) as tx:
         events = (await tx.execute(select(func.count(InboundEvent.id)))).scalar_one()
         orders = (await tx.execute(select(func.count(Order.id)))).scalar_one()
         reminders = (await tx.execute(
@@ -252,7 +253,7 @@ async def test_same_event_at_two_instances_at_once_is_stored_once(
     assert [(a[0], b[0]) for a, b in pairs] == [(200, 200)] * count
     assert all(a[1] == b[1] for a, b in pairs)  # the second answer is the first one, stored
     assert all(len(a[1]["sent"]) == 1 for a, _ in pairs)
-    async with database(postgres_url) as db, db.read() as tx:
+    async with final_state(postgres_url) as tx:
         inbound = list((await tx.execute(select(Message.external_id).where(Message.direction == "in"))).scalars())
         events = (await tx.execute(select(func.count(InboundEvent.id)))).scalar_one()
         outbox = list((await tx.execute(select(OutboxItem.reply_id))).scalars())

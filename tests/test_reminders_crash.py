@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from csbot.store.models import Order, Reminder
-from tests.procs import Event, Server, database, order_created, start_platform, until
+from tests.procs import Event, Server, final_state, order_created, start_platform, until
 
 ORDERS = 20
 SPREAD = 0.1  # seconds between the orders, so their reminders come due one after another
@@ -100,7 +100,7 @@ async def test_sigkill_with_reminders_due_sends_each_once(tmp_path: Path,
     assert len(receiver.distinct) == 2 * ORDERS
     assert len(receiver.deliveries) - len(receiver.distinct) <= ORDERS  # redeliveries only of the in-flight ones
 
-    async with database(url) as db, db.read() as tx:
+    async with final_state(url) as tx:
         rows = (await tx.execute(select(Reminder, Order.external_id).join(Order))).all()
     # attempts == 1: a claim only counts once committed, and it commits together with the outbox row
     assert [(r.status, r.attempts) for r, _ in rows] == [("sent", 1)] * (2 * ORDERS)

@@ -18,7 +18,16 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from csbot.store.models import Message, OutboxItem
-from tests.procs import Event, Server, closed_all_week_toml, connections_to, database, message, start_platform, until
+from tests.procs import (
+    Event,
+    Server,
+    closed_all_week_toml,
+    connections_to,
+    final_state,
+    message,
+    start_platform,
+    until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -150,7 +159,7 @@ async def test_sigterm_completes_requests_in_flight_and_exits_cleanly(
     for sign in ("Traceback", "Task was destroyed", "Unclosed", "was never awaited", " ERROR "):
         assert sign not in errors, errors[-3000:]
 
-    async with database(database_url) as db, db.read() as tx:
+    async with final_state(database_url) as tx:
         stored = set((await tx.execute(select(Message.external_id).where(Message.direction == "in"))).scalars())
         outbox = {i.reply_id: i.status for i in (await tx.execute(select(OutboxItem))).scalars()}
     assert stored == {f"m-early-{n}" for n in range(EARLIER)} | {f"m-{n}" for n in range(IN_FLIGHT)}
