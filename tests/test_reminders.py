@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import text
 
 from csbot.cli import main
 from csbot.clock import FrozenClock
 from csbot.config import Settings, TickerSettings
-from csbot.keys import deps_key, reminders_key, settings_key
+from csbot.keys import db_key, deps_key, reminders_key, settings_key
 from csbot.reminders.ticker import Ticker, TickResult
 from csbot.store.db import Database
 from tests.conftest import AUTH, SHANGHAI, Receiver, Signer, make_settings, message_event
@@ -245,6 +246,47 @@ async def test_two_tickers_on_one_database_send_each_reminder_once(client: Clien
     received = await receiver.wait_for(120)
     await asyncio.sleep(0.2)
     assert len(received) == len({r["_webhook_id"] for r in received}) == 120
+
+
+# The database refuses the outbox row of one buyer's reminder: a real error from inside the firing, after the
+# reminder row was already changed (its savepoint's rollback undoes that), as a full disk or a broken
+# connection would raise. A trigger in the test's database, not a patch of our code.
+REFUSE_SQL = {
+    "sqlite": ["CREATE TRIGGER refuse_b_poison BEFORE INSERT ON outbox WHEN NEW.payload LIKE '%b-poison%' "
+               "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"],
+    "postgresql": ["CREATE FUNCTION refuse_b_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "IF NEW.payload::text LIKE '%b-poison%' THEN RAISE EXCEPTION 'refused by the test'; END IF; "
+                   "RETURN NEW; END $$",
+                   "CREATE TRIGGER refuse_b_poison BEFORE INSERT ON outbox FOR EACH ROW "
+                   "EXECUTE FUNCTION refuse_b_poison()"],
+}
+
+
+async def test_a_reminder_that_fails_to_fire_holds_back_no_other(client: Client, sign: Signer, clock: FrozenClock,
+                                                                 receiver: Receiver) -> None:
+    db = client.app[db_key]
+    async with db.transaction() as tx:
+        for statement in REFUSE_SQL[db.dialect]:
+            await tx.execute(text(statement))
+    for n, buyer in enumerate(("b-1", "b-poison", "b-3")):
+        await post(client, sign, order_created(f"o-{n}", buyer_id=buyer))
+    clock.set(local("11-23 10:20"))
+    first = await tick(client)
+    assert (first.claimed, first.sent, first.failed) == (3, 2, 1)
+    assert {r["buyer_id"] for r in await settle(receiver, 2)} == {"b-1", "b-3"}
+
+    # Claimed, retried once its lease has run out, and skipped with the error after max_attempts.
+    lease = client.app[settings_key].ticker.lease_seconds
+    max_attempts = client.app[settings_key].ticker.max_attempts
+    for attempt in range(2, max_attempts + 1):
+        clock.advance(timedelta(seconds=lease + 1))
+        result = await tick(client)
+        assert (result.claimed, result.sent) == (1, 0)
+        assert (result.failed, result.skipped) == ((0, 1) if attempt == max_attempts else (1, 0))
+    rows = await reminders(client, "?order_id=o-1")
+    stage_1 = next(r for r in rows if r["stage"] == 1)
+    assert stage_1["status"] == "skipped" and stage_1["reason"].startswith("error: ")
+    assert len(receiver.received) == 2
 
 
 async def test_reminders_survive_a_restart(settings: Settings, clock: FrozenClock, sign: Signer,

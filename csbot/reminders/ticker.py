@@ -100,9 +100,11 @@ class Ticker:
                     async with tx.begin_nested():  # one bad row (a broken template) must not sink the batch
                         outcome = await fire(tx, self._deps, row, now, facts)
                 except Exception as exc:
+                    # The savepoint's rollback expired what fire() had set on the row: reload it before reading
+                    # it (an expired attribute would load lazily, which async code cannot, and sink the batch).
+                    await tx.refresh(row)
                     log.exception("reminder %s (%s stage %d) failed on attempt %d", row.id, row.kind, row.stage,
                                   row.attempts)
-                    await tx.refresh(row)
                     if row.attempts >= self._settings.max_attempts:
                         _finish(row, "skipped", f"error: {type(exc).__name__}", now)
                         outcome = "skipped"
