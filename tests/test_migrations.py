@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -104,6 +106,28 @@ async def test_two_upgrades_at_once_both_succeed(blank_url: str) -> None:
     assert all(f"-> {schema.head()}" in out.decode() for out, _ in results), results
     assert await schema.current(blank_url) == schema.head()
     assert await _inspect(blank_url, lambda c: c.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar()) == 1
+
+
+async def test_a_new_sqlite_file_another_process_holds_is_waited_for(tmp_path: Path) -> None:
+    """Two instances opening a new file together: the one that switches it to WAL while the other holds its
+    write lock gets "database is locked" at once from SQLite, without the busy handler (CI saw one of two
+    `csbot db upgrade` fail so). csbot waits for the lock instead: here a plain sqlite3 connection, another
+    process's stand-in, holds the new file's write lock in rollback mode and lets go after a moment."""
+    path = tmp_path / "new.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE other_process (x)")
+    release = threading.Timer(0.3, other.execute, ["COMMIT"])
+    release.start()
+    try:
+        await schema.upgrade(f"sqlite+aiosqlite:///{path}")
+    finally:
+        release.join()
+        other.close()
+    url = f"sqlite+aiosqlite:///{path}"
+    assert await schema.current(url) == schema.head()
+    assert "other_process" in await _inspect(url, _tables)
+    assert await _inspect(url, lambda c: c.exec_driver_sql("PRAGMA journal_mode").scalar()) == "wal"
 
 
 async def test_a_failed_upgrade_leaves_the_schema_where_it_was(blank_url: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -18,6 +20,8 @@ log = logging.getLogger(__name__)
 Tx = AsyncSession  # what store functions take: a session inside an open transaction
 
 _READ_ONLY = "csbot_read_only"
+# How long a connection waits for another process's write lock (SQLite's busy handler, and _enter_wal).
+BUSY_TIMEOUT_MS = 10_000
 
 T = TypeVar("T")
 
@@ -107,6 +111,24 @@ class Database:
             yield session
 
 
+def _enter_wal(cursor: Any) -> None:
+    """Switch the file to WAL, waiting for other connections that hold it. Switching needs the file to
+    itself, and SQLite answers "database is locked" at once instead of calling the busy handler when
+    another connection holds its write lock (two processes opening a new file together: one in about
+    five such starts failed). So retry, with a short backoff, for as long as the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)  # on the driver's own thread, before the connection is handed out
+        pause = min(pause * 2, 0.1)
+
+
 def configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:
     sync_engine = engine.sync_engine
 
@@ -116,9 +138,9 @@ def configure_sqlite(engine: AsyncEngine, *, foreign_keys: bool = True) -> None:
         # a deferred transaction that later writes can fail with SQLITE_BUSY instead of waiting.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enter_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable in WAL mode across process crashes
-        cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.close()
 
