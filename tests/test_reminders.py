@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from csbot.cli import main
 from csbot.clock import FrozenClock
@@ -246,6 +246,31 @@ async def test_two_tickers_on_one_database_send_each_reminder_once(client: Clien
     received = await receiver.wait_for(120)
     await asyncio.sleep(0.2)
     assert len(received) == len({r["_webhook_id"] for r in received}) == 120
+
+
+async def test_a_batch_reads_its_buyers_and_orders_once(client: Client, sign: Signer, clock: FrozenClock,
+                                                        receiver: Receiver) -> None:
+    """A batch loads its buyers and orders in one query each, and each reminder finds them there: the statements
+    a tick runs on those tables do not grow with the batch (they were read again for every reminder)."""
+    for n in range(12):
+        await post(client, sign, order_created(f"o-{n}", buyer_id=f"b-{n}"))
+    clock.set(local("11-23 10:20"))
+    selects: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        head = " ".join(statement.split())
+        if head.startswith("SELECT") and any(f"FROM {table} " in f"{head} " for table in ("buyers", "orders")):
+            selects.append(head)
+
+    engine = client.app[db_key].engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        result = await tick(client)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert result.sent == 12
+    assert len(await settle(receiver, 12)) == 12
+    assert len(selects) == 2, selects  # one for the buyers, one for the orders
 
 
 # The database refuses the outbox row of one buyer's reminder: a real error from inside the firing, after the

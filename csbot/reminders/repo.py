@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -226,17 +226,20 @@ class BatchFacts:
     sent_for_order: dict[tuple[int, str], int]  # (order_id, kind) -> sent
     sent_to_buyer: dict[int, list[datetime]]  # buyer_id -> sent_at of automated messages in the window
     latest_due_stage: dict[tuple[int, str], int]  # (order_id, kind) -> highest live stage due now
+    # The batch's buyers and orders, held so that the session keeps them (its identity map holds objects only
+    # weakly): `tx.get_one` for each row then finds them instead of reading them again.
+    loaded: list[object] = field(default_factory=list)
 
 
 async def batch_facts(tx: Tx, rows: Sequence[Reminder], *, now: datetime, window: timedelta) -> BatchFacts:
     order_ids = sorted({r.order_id for r in rows if r.order_id is not None})
     buyer_ids = sorted({r.buyer_id for r in rows})
     # Load the batch's buyers and orders into the session: `tx.get` then needs no query per row.
-    await tx.execute(select(Buyer).where(Buyer.id.in_(buyer_ids)))
+    loaded: list[object] = list((await tx.execute(select(Buyer).where(Buyer.id.in_(buyer_ids)))).scalars())
     sent_for_order: dict[tuple[int, str], int] = {}
     latest: dict[tuple[int, str], int] = {}
     if order_ids:
-        await tx.execute(select(Order).where(Order.id.in_(order_ids)))
+        loaded += (await tx.execute(select(Order).where(Order.id.in_(order_ids)))).scalars()
         counts = await tx.execute(
             select(Reminder.order_id, Reminder.kind, func.count(Reminder.id))
             .where(Reminder.order_id.in_(order_ids), Reminder.status == "sent")
@@ -255,7 +258,7 @@ async def batch_facts(tx: Tx, rows: Sequence[Reminder], *, now: datetime, window
     for buyer_id, sent_at in sent.all():
         if sent_at is not None:
             to_buyer.setdefault(buyer_id, []).append(sent_at)
-    return BatchFacts(sent_for_order, to_buyer, latest)
+    return BatchFacts(sent_for_order, to_buyer, latest, loaded)
 
 
 # --- visibility ------------------------------------------------------------------------------------
