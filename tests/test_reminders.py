@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ from csbot.cli import main
 from csbot.clock import FrozenClock
 from csbot.config import Settings, TickerSettings
 from csbot.keys import db_key, deps_key, reminders_key, settings_key
-from csbot.reminders.ticker import Ticker, TickResult
+from csbot.reminders.ticker import ReminderClock, Ticker, TickResult
 from csbot.store.db import Database
 from tests.conftest import AUTH, SHANGHAI, Receiver, Signer, make_settings, message_event
 from tests.test_orders import order_created, order_event, post
@@ -271,6 +272,31 @@ async def test_a_batch_reads_its_buyers_and_orders_once(client: Client, sign: Si
     assert result.sent == 12
     assert len(await settle(receiver, 12)) == 12
     assert len(selects) == 2, selects  # one for the buyers, one for the orders
+
+
+async def test_beats_during_a_long_tick_are_skipped_without_a_warning_each(
+        client: Client, sign: Signer, clock: FrozenClock, receiver: Receiver,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A beat every 50 ms while another connection holds the reminders for half a second: the running tick
+    waits, APScheduler skips the beats that come meanwhile (max_instances=1) and does not warn for each."""
+    await post(client, sign, order_created("o-1", buyer_id="b-1"))
+    clock.set(local("11-23 10:20"))
+    caplog.set_level(logging.WARNING, logger="apscheduler")
+    other = await Database.open(client.app[settings_key].database_url)
+    beat = ReminderClock(client.app[reminders_key], 0.05)
+    try:
+        async with other.transaction() as tx:
+            # SQLite: the transaction's BEGIN IMMEDIATE holds the write lock once it runs a statement.
+            await tx.execute(text("LOCK TABLE reminders IN EXCLUSIVE MODE" if other.dialect == "postgresql"
+                                  else "SELECT 1"))
+            beat.start()
+            await asyncio.sleep(0.5)
+            assert receiver.received == []  # the tick is held: the beats in these 500 ms found it running
+        await receiver.wait_for(1)
+    finally:
+        await beat.stop()
+        await other.close()
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("apscheduler")] == []
 
 
 # The database refuses the outbox row of one buyer's reminder: a real error from inside the firing, after the

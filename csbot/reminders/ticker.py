@@ -191,6 +191,18 @@ async def _conversation(tx: Tx, row: Reminder, order: Order | None, buyer: Buyer
                                           buyer_id=buyer.id, channel="generic", now=now)
 
 
+class _BeatWhileTicking(logging.Filter):
+    """APScheduler warns at every beat that comes while a tick still runs ("skipped: maximum number of running
+    instances reached"): once a second for as long as a backlog takes. That skip is the design (max_instances=1,
+    coalesce), not a fault, so the warning is dropped; the tick logs what it did."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in str(record.msg)
+
+
+BEAT_WHILE_TICKING = _BeatWhileTicking()
+
+
 class ReminderClock:
     """APScheduler 3 as the beat: one interval job (memory job store) that calls `Ticker.tick()`."""
 
@@ -204,6 +216,7 @@ class ReminderClock:
     def start(self) -> None:
         # Every beat would log "Running job …" twice at INFO; our tick logs what it did instead.
         logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.scheduler").addFilter(BEAT_WHILE_TICKING)  # once: addFilter is idempotent
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         # max_instances=1 + coalesce: a slow tick is never overlapped by the next, missed beats merge.
         # The first beat runs at once, so reminders that came due while csbot was down go out on start.
