@@ -232,8 +232,9 @@ class ReminderClock:
         try:
             await self._ticker.tick()
         except asyncio.CancelledError:
-            if self._stopping:  # cancelled by stop() after STOP_GRACE: its batch rolled back, nothing is lost
-                log.warning("reminders tick still running at stop: cancelled, its batch stays due")
+            if self._stopping:  # cancelled by stop() after STOP_GRACE: nothing is lost either way
+                log.warning("reminders tick still running at stop: cancelled; its batch, unless its commit was "
+                            "already under way, rolled back and stays due")
                 return
             raise
         except Exception:  # a database hiccup must not stop the beat for good
