@@ -92,9 +92,9 @@ ZH_HARD_SETS = (
      "accessories, books; Sichuan, northeastern and Shanghainese words, voice input",
      "tuned on (round 7, not kept)"),
     (ROOT / "tests" / "fixtures" / "zh_hard_g.jsonl", "G: cosmetics, jewellery, home textiles, formula, fresh food, "
-     "phones, gifts; internet slang, Taiwan and Hong Kong buyers", "**blind**: never tuned on"),
+     "phones, gifts; internet slang, Taiwan and Hong Kong buyers", "tuned on (round 8, not kept)"),
     (ROOT / "tests" / "fixtures" / "zh_hard_h.jsonl", "H: garden, printers and office supplies, wine, pet supplies, "
-     "eyewear, bicycles, party goods; wholesale buyers, Henan and Shandong words", "**blind**: never tuned on"),
+     "eyewear, bicycles, party goods; wholesale buyers, Henan and Shandong words", "tuned on (round 8, not kept)"),
     (ROOT / "tests" / "fixtures" / "zh_hard_i.jsonl", "I: medical devices, health food, fishing gear, calligraphy "
      "supplies, flowers and gifts; elderly buyers and their children, handwriting-input typos, pinyin initials",
      "**blind**: never tuned on"),
@@ -125,8 +125,13 @@ ZH_HARD_ROUNDS = (
      "86.5 % / 96.0 %"),
     ("7, not kept (same round)", "D-F", "G", "83.5 % / 96.5 %", "84.5 % / 96.0 %"),
     ("7, not kept (same round)", "D-F", "H", "76.0 % / 96.0 %", "76.0 % / 95.5 %"),
+    ("8, **not kept**: zh-CN library round on sets G-H (+321 triggers, +37 negatives; G 83.5 -> 99.0 %, "
+     "H 76.0 -> 98.0 %)", "G-H", "C", "86.5 % / 96.5 %", "86.5 % / 96.0 %"),
+    ("8, not kept (same round; one wrong automatic reply, none before)", "G-H", "I", "84.0 % / 96.5 %",
+     "85.0 % / 96.5 %"),
+    ("8, not kept (same round)", "G-H", "J", "89.0 % / 98.5 %", "88.5 % / 99.0 %"),
 )
-#: Where triggers and negatives cannot help (what the round-5 to round-7 tuners ran into), made-up examples.
+#: Where triggers and negatives cannot help (what the round-5 to round-8 tuners ran into), made-up examples.
 MATCHER_LIMITS = (
     "Every number is one unit (so 300卖不卖 meets 100卖不卖): a trigger with a number matches any number, and "
     "quantity or specification patterns (304不锈钢, 只有五个) cannot be written safely.",
@@ -137,6 +142,8 @@ MATCHER_LIMITS = (
     "negative fixes one phrasing at a time.",
     "A tie within the margin goes to the first clause that asks anything (`Matcher._first_question`), which may "
     "be background (前面问了三遍发货时间……帮我接个真人).",
+    "Pinyin typed inside a Chinese sentence (…you huo mei) is matched by sound alone and loses to other words of "
+    "the same syllables (有活动吗); a pinyin trigger for it cost the real samples (round 8).",
     "No negation: 没有问题 contains 有问题, 质量不错 is one character from 质量不好; negatives cover the common forms.",
     "English stopwords are dropped before matching, so \"is there a charger\" reads as \"the charger\", and "
     "\"change it to black\" (after delivery) as \"change to black\" (before shipping).",
@@ -385,7 +392,7 @@ def zh_hard_section(matcher: Matcher) -> list[str]:
         "",
         "### What a library round cannot fix",
         "",
-        "The colleagues who ran rounds 5-7 noted where a phrase could not help, because of how the matcher reads "
+        "The colleagues who ran rounds 5-8 noted where a phrase could not help, because of how the matcher reads "
         "(made-up examples):",
         "",
         *(f"- {line}" for line in MATCHER_LIMITS),
