@@ -114,17 +114,17 @@ async def test_a_new_sqlite_file_another_process_holds_is_waited_for(tmp_path: P
     `csbot db upgrade` fail so). csbot waits for the lock instead: here a plain sqlite3 connection, another
     process's stand-in, holds the new file's write lock in rollback mode and lets go after a moment."""
     path = tmp_path / "new.db"
+    url = f"sqlite+aiosqlite:///{path}"
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     other.execute("CREATE TABLE other_process (x)")
     release = threading.Timer(0.3, other.execute, ["COMMIT"])
     release.start()
     try:
-        await schema.upgrade(f"sqlite+aiosqlite:///{path}")
+        await schema.upgrade(url)
     finally:
         release.join()
         other.close()
-    url = f"sqlite+aiosqlite:///{path}"
     assert await schema.current(url) == schema.head()
     assert "other_process" in await _inspect(url, _tables)
     assert await _inspect(url, lambda c: c.exec_driver_sql("PRAGMA journal_mode").scalar()) == "wal"
